@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/nhis demo
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: install
+	$(BIN)/python -m bench.generate
+	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench.etl
+	$(BIN)/python -m bench.stats
+
+lint: install
+	$(BIN)/ruff check api workers shared tests bench
+
+clean:
+	rm -rf $(VENV) data/.demo

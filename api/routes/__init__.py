@@ -1,0 +1,20 @@
+"""Blueprint registration: open operational routes, then the versioned API."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from api.routes import health
+
+    api = app.extensions["smorest_api"]
+    app.register_blueprint(health.bp)
+    for module in _api_modules():
+        api.register_blueprint(module.blp, url_prefix="/api/v1" + module.URL_PREFIX)
+
+
+def _api_modules():
+    from api.routes import keys_admin
+
+    return [keys_admin]

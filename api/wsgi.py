@@ -1,0 +1,5 @@
+"""Gunicorn target: `gunicorn api.wsgi:app`."""
+
+from api import create_app
+
+app = create_app()

@@ -1,0 +1,245 @@
+"""Declarative models. The schema itself is owned by the Alembic migrations in shared/migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT AUTO_INCREMENT on MySQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Canonical measurement columns (shared/data/catalog.py owns their meaning) and their SQL types.
+MEASUREMENT_COLUMNS: dict[str, type] = {
+    "province": SmallInteger,
+    "height_cm": Double,
+    "weight_kg": Double,
+    "waist_cm": Double,
+    "vision_left": Double,
+    "vision_right": Double,
+    "hearing_left": SmallInteger,
+    "hearing_right": SmallInteger,
+    "sbp": Double,
+    "dbp": Double,
+    "fasting_glucose": Double,
+    "total_cholesterol": Double,
+    "triglycerides": Double,
+    "hdl": Double,
+    "ldl": Double,
+    "hemoglobin": Double,
+    "urine_protein": SmallInteger,
+    "creatinine": Double,
+    "ast": Double,
+    "alt": Double,
+    "ggt": Double,
+    "smoking": SmallInteger,
+    "drinking": SmallInteger,
+    "oral_exam": SmallInteger,
+    "dental_caries": SmallInteger,
+    "missing_teeth": SmallInteger,
+    "tooth_wear": SmallInteger,
+    "wisdom_tooth": SmallInteger,
+    "tartar": SmallInteger,
+}
+
+# Derived values (shared/rules owns their meaning); names equal shared.rules.DERIVED_COLUMNS.
+FLAG_COLUMNS = (
+    "flag_hypertension",
+    "flag_diabetes",
+    "flag_high_total_cholesterol",
+    "flag_high_triglycerides",
+    "flag_low_hdl",
+    "flag_obesity",
+    "flag_smoking",
+)
+DERIVED_SQL_TYPES: dict[str, object] = {
+    "bmi": Double,
+    **{name: Boolean for name in FLAG_COLUMNS},
+    "risk_factor_count": SmallInteger,
+    "risk_group": String(24),
+    "bp_category": String(20),
+    "glucose_category": String(12),
+    "bmi_class": String(12),
+    "abdominal_obesity": Boolean,
+    "tc_class": String(16),
+    "ldl_class": String(16),
+    "tg_class": String(16),
+    "hdl_class": String(8),
+    "mets_waist": Boolean,
+    "mets_triglycerides": Boolean,
+    "mets_hdl": Boolean,
+    "mets_bp": Boolean,
+    "mets_glucose": Boolean,
+    "metabolic_syndrome": Boolean,
+    "anemia": Boolean,
+    "anemia_severity": String(10),
+    "egfr": Double,
+    "egfr_stage": String(4),
+    "proteinuria": String(10),
+    "liver_enzymes_high": Boolean,
+    "ggt_high": Boolean,
+    "cvd_10y": Double,
+}
+
+
+def _typed(sql_type) -> object:
+    return sql_type() if isinstance(sql_type, type) else sql_type
+
+
+# Core table (no ORM class): it is written in bulk by the ETL and read column-wise by the API.
+screenings = Table(
+    "screenings",
+    Base.metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("year", SmallInteger, nullable=False),
+    Column("subscriber_id", BigInteger, nullable=False),
+    Column("sex", SmallInteger, nullable=False),
+    Column("age_group", SmallInteger, nullable=False),
+    *(Column(name, _typed(t)) for name, t in MEASUREMENT_COLUMNS.items()),
+    Column("release_date", String(10)),
+    *(Column(name, _typed(t)) for name, t in DERIVED_SQL_TYPES.items()),
+    Column("rule_version", String(16), nullable=False),
+    Column("job_id", Integer, nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    UniqueConstraint("year", "subscriber_id", name="uq_screenings_year_subscriber"),
+    Index("ix_screenings_job_chunk", "job_id", "chunk_index"),
+    Index("ix_screenings_year_risk", "year", "risk_group"),
+)
+
+SCREENING_DATA_COLUMNS = (
+    "year", "subscriber_id", "sex", "age_group", *MEASUREMENT_COLUMNS, "release_date",
+)
+
+
+class EtlJob(Base):
+    __tablename__ = "etl_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
+    phase: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    source_path: Mapped[str] = mapped_column(String(1024), nullable=False)
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    expected_year: Mapped[int | None] = mapped_column(SmallInteger)
+    year: Mapped[int | None] = mapped_column(SmallInteger)
+    encoding: Mapped[str | None] = mapped_column(String(16))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    chunks_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_read: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_loaded: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    warnings: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    planned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_etl_jobs_status", "status"),)
+
+
+class EtlChunk(Base):
+    __tablename__ = "etl_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("etl_jobs.id", ondelete="CASCADE"), nullable=False)
+    chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    byte_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    byte_end: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    first_line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_lines: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_loaded: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    seconds: Mapped[float | None] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "chunk_index", name="uq_etl_chunks_job_index"),
+        Index("ix_etl_chunks_status", "status"),
+    )
+
+
+class EtlReject(Base):
+    __tablename__ = "etl_rejects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    column_name: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    raw_value: Mapped[str | None] = mapped_column(String(255))
+    whole_row: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    __table_args__ = (Index("ix_etl_rejects_job_chunk_line", "job_id", "chunk_index", "line_no"),)
+
+
+class StatsSnapshot(Base):
+    """Ready-to-send statistics payloads; the fallback when Redis is down or empty."""
+
+    __tablename__ = "stats_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    key: Mapped[str] = mapped_column(String(128), nullable=False)
+    payload: Mapped[bytes] = mapped_column(Blob, nullable=False)
+    dataset_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    rule_version: Mapped[str] = mapped_column(String(16), nullable=False)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("generation", "key", name="uq_stats_snapshots_generation_key"),
+        Index("ix_stats_snapshots_key", "key"),
+    )
+
+
+class ApiKey(Base):
+    """Only a SHA-256 of the key is stored; the clear key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,50 @@
+"""Process-wide handles (engine, sessions, cache client, task producer), built lazily.
+
+Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children call
+`dispose()` after fork so no pooled connection crosses the prefork boundary.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from shared.config import Settings
+from shared.db.engine import make_engine, make_sessionmaker
+
+
+class Resources:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def engine(self):
+        return make_engine(self.settings)
+
+    @cached_property
+    def sessions(self):
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def cache(self):
+        """Redis client for the stats cache DB, or None in embedded mode (cache = database)."""
+        if self.settings.embedded:
+            return None
+        import redis
+
+        return redis.Redis.from_url(
+            self.settings.redis_db_url("cache"), socket_timeout=2, socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+
+    @cached_property
+    def producer(self):
+        from shared.celery_config import make_producer
+
+        return make_producer(self.settings)
+
+    def send_task(self, name: str, *args, **kwargs):
+        return self.producer.send_task(name, args=args, kwargs=kwargs)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose(close=False)

@@ -1,0 +1,137 @@
+"""Where statistics snapshots live: a Redis hash switched atomically, mirrored in the database.
+
+Redis layout (cache DB): one hash ``nhis:stats:current`` maps payload names (``overview:2024``)
+to ready-to-send JSON bytes, plus ``__meta__``. A refresh writes a staging hash and RENAMEs it
+over the current one, so readers never see a half-written snapshot. The same generation is
+written to ``stats_snapshots`` in one transaction; the API falls back to it when Redis is down
+or empty, and a worker rebuilds Redis from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+from sqlalchemy import delete, func, select
+
+from shared.db.engine import unit_of_work
+from shared.db.models import StatsSnapshot
+
+CURRENT_KEY = "nhis:stats:current"
+STAGING_KEY = "nhis:stats:staging:{generation}"
+META_FIELD = "__meta__"
+KEEP_GENERATIONS = 2
+STALE_FALSE = b'"stale":false'
+STALE_TRUE = b'"stale":true'
+
+
+def has_snapshot(resources) -> bool:
+    with unit_of_work(resources.sessions) as session:
+        return session.scalar(select(func.count()).select_from(StatsSnapshot)) > 0
+
+
+def latest_generation(session) -> int | None:
+    return session.scalar(select(func.max(StatsSnapshot.generation)))
+
+
+def write_generation(resources, payloads: dict[str, bytes], meta: dict) -> int:
+    """Store one complete snapshot (database first, then Redis) and return its generation."""
+    computed_at = dt.datetime.fromisoformat(meta["computed_at"]).replace(tzinfo=None)
+    with unit_of_work(resources.sessions) as session:
+        generation = (latest_generation(session) or 0) + 1
+        session.add_all(
+            StatsSnapshot(
+                generation=generation, key=key, payload=payload,
+                dataset_version=meta["dataset_version"], rule_version=meta["rule_version"],
+                computed_at=computed_at,
+            )
+            for key, payload in {**payloads, META_FIELD: orjson.dumps(meta)}.items()
+        )
+        session.execute(delete(StatsSnapshot).where(StatsSnapshot.generation <= generation - KEEP_GENERATIONS))
+    publish_to_cache(resources, generation, {**payloads, META_FIELD: orjson.dumps(meta)})
+    return generation
+
+
+def publish_to_cache(resources, generation: int, payloads: dict[str, bytes]) -> bool:
+    cache = resources.cache
+    if cache is None:
+        return False
+    staging = STAGING_KEY.format(generation=generation)
+    pipe = cache.pipeline(transaction=True)
+    pipe.delete(staging)
+    pipe.hset(staging, mapping=payloads)
+    pipe.rename(staging, CURRENT_KEY)
+    pipe.execute()
+    return True
+
+
+def load_generation(resources, generation: int | None = None) -> dict[str, bytes]:
+    with unit_of_work(resources.sessions) as session:
+        if generation is None:
+            generation = latest_generation(session)
+        if generation is None:
+            return {}
+        rows = session.execute(
+            select(StatsSnapshot.key, StatsSnapshot.payload).where(StatsSnapshot.generation == generation)
+        )
+        return {key: bytes(payload) for key, payload in rows}
+
+
+def rewarm_cache(resources) -> bool:
+    """Copy the newest database snapshot into Redis (after a Redis restart or flush)."""
+    with unit_of_work(resources.sessions) as session:
+        generation = latest_generation(session)
+    if generation is None:
+        return False
+    return publish_to_cache(resources, generation, load_generation(resources, generation))
+
+
+def cache_is_warm(resources) -> bool:
+    cache = resources.cache
+    return cache is not None and bool(cache.hexists(CURRENT_KEY, META_FIELD))
+
+
+def read_payload_from_cache(cache, name: str) -> bytes | None:
+    return cache.hget(CURRENT_KEY, name)
+
+
+def read_payload_from_db(resources, name: str) -> bytes | None:
+    with unit_of_work(resources.sessions) as session:
+        payload = session.scalar(
+            select(StatsSnapshot.payload)
+            .where(StatsSnapshot.key == name)
+            .order_by(StatsSnapshot.generation.desc())
+            .limit(1)
+        )
+    return bytes(payload) if payload is not None else None
+
+
+def read_meta(resources) -> dict | None:
+    raw = None
+    if resources.cache is not None:
+        try:
+            raw = read_payload_from_cache(resources.cache, META_FIELD)
+        except Exception:
+            raw = None
+    if raw is None:
+        raw = read_payload_from_db(resources, META_FIELD)
+    return orjson.loads(raw) if raw else None
+
+
+def mark_stale(resources) -> None:
+    """Flag the current snapshot stale (a newer ETL succeeded) without recomputing it."""
+    with unit_of_work(resources.sessions) as session:
+        generation = latest_generation(session)
+    if generation is None:
+        return
+    payloads = load_generation(resources, generation)
+    marked = {k: v.replace(STALE_FALSE, STALE_TRUE, 1) for k, v in payloads.items()}
+    with unit_of_work(resources.sessions) as session:
+        for key, payload in marked.items():
+            if payload != payloads[key]:
+                session.execute(
+                    StatsSnapshot.__table__.update()
+                    .where(StatsSnapshot.generation == generation, StatsSnapshot.key == key)
+                    .values(payload=payload)
+                )
+    publish_to_cache(resources, generation, marked)
