@@ -18,7 +18,7 @@ from shared.resources import Resources
 def create_celery() -> Celery:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, component="worker")
-    celery = Celery("nhis", include=["workers.tasks.system"])
+    celery = Celery("nhis", include=["workers.tasks.system", "workers.tasks.etl", "workers.tasks.stats"])
     celery.conf.update(build_celery_config(settings))
     celery.resources = Resources(settings)
     return celery

@@ -15,6 +15,6 @@ def register_blueprints(app: Flask) -> None:
 
 
 def _api_modules():
-    from api.routes import keys_admin
+    from api.routes import etl, keys_admin, records, simulate, stats
 
-    return [keys_admin]
+    return [keys_admin, etl, records, stats, simulate]

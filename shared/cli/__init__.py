@@ -37,15 +37,16 @@ def main(ctx: click.Context) -> None:
 def _register() -> None:
     from shared.cli.db import db
     from shared.cli.demo import demo_command
+    from shared.cli.etl import ingest_command, stats_group
     from shared.cli.keys import keys
 
     main.add_command(db)
     main.add_command(keys)
     main.add_command(demo_command)
-    try:
-        from shared.cli.generate import generate_command
-    except ImportError:  # pragma: no cover - only while the generator is being written
-        return
+    main.add_command(ingest_command)
+    main.add_command(stats_group)
+    from shared.cli.generate import generate_command
+
     main.add_command(generate_command, "generate")
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import click
 
 from shared.auth.keys import SCOPES, create_key
+from shared.data.generate import write_file
 from shared.db.engine import unit_of_work
+from shared.etl.jobs import create_job, wait_for_job
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_ROLES = ("web", "worker", "beat", "flower")
@@ -65,7 +67,7 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
         key = create_key(session, name, [s for s in SCOPES])
 
     sample = settings.data_dir / "sample-2024.csv"
-    generated = _make_sample(sample, rows)
+    _make_sample(sample, rows)
 
     bin_dir = Path(sys.executable).parent
     env = {
@@ -85,7 +87,7 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
         _wait(lambda: _http_ok(f"{base}/health"), 90, "the web role", proc)
         _wait(lambda: resources.producer.control.ping(timeout=1), 90, "a worker", proc)
         summary = None
-        if generated and not no_ingest:
+        if not no_ingest:
             summary = _ingest(resources, sample, proc)
         user = settings.flower_basic_auth.split(":", 1)[0]
         click.echo(
@@ -117,11 +119,6 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
 
 
 def _make_sample(path: Path, rows: int) -> bool:
-    try:
-        from shared.data.generate import write_file
-    except ImportError:
-        click.echo("sample data: generator not available yet")
-        return False
     if not path.exists():
         started = time.perf_counter()
         write_file(path, rows=rows, year=2024, seed=2024, style="2024", encoding="cp949")
@@ -129,13 +126,9 @@ def _make_sample(path: Path, rows: int) -> bool:
     return True
 
 
-def _ingest(resources, sample: Path, proc) -> str | None:
-    try:
-        from shared.etl.jobs import create_job, wait_for_job
-    except ImportError:
-        click.echo("ingest: ETL not available yet")
-        return None
+def _ingest(resources, sample: Path, proc) -> str:
     job_id = create_job(resources, sample)
-    click.echo(f"ingest: job {job_id} enqueued through Celery")
+    click.echo(f"ingest: job {job_id} enqueued through Celery (watch it in Flower)")
     job = wait_for_job(resources, job_id, timeout=600, alive=lambda: proc.poll() is None)
-    return f"job {job_id} {job['status']}: rows_loaded={job['rows_loaded']} rows_rejected={job['rows_rejected']}"
+    p = job["progress"]
+    return f"job {job_id} {job['status']}: rows_loaded={p['rows_loaded']} rows_rejected={p['rows_rejected']}"

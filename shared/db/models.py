@@ -160,6 +160,7 @@ class EtlJob(Base):
     cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     warnings: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    plan_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     planned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -185,6 +186,7 @@ class EtlChunk(Base):
     rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seconds: Mapped[float | None] = mapped_column(Double)
+    timings: Mapped[str | None] = mapped_column(Text)  # JSON: seconds per phase of the last run
     error: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -209,6 +211,16 @@ class EtlReject(Base):
     whole_row: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
     __table_args__ = (Index("ix_etl_rejects_job_chunk_line", "job_id", "chunk_index", "line_no"),)
+
+
+class StatsPartial(Base):
+    """A chunk's partial statistics (shared/stats/aggregate.py); a refresh merges them per year."""
+
+    __tablename__ = "stats_partials"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payload: Mapped[bytes] = mapped_column(Blob, nullable=False)
 
 
 class StatsSnapshot(Base):

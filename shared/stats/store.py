@@ -135,3 +135,9 @@ def mark_stale(resources) -> None:
                     .values(payload=payload)
                 )
     publish_to_cache(resources, generation, marked)
+
+
+def latest_alias(key: str) -> str:
+    """The same payload under year "latest" (what a request without ?year= reads)."""
+    endpoint, _year, *rest = key.split(":")
+    return ":".join([endpoint, "latest", *rest])

@@ -9,7 +9,7 @@ from sqlalchemy import MetaData, text
 from shared.config import load_settings
 from shared.resources import Resources
 from tests.support import services
-from tests.support.worker import WorkerProcess
+from tests.support.worker import BeatProcess, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,8 @@ def service_env(tmp_path_factory):
         "LOG_FORMAT": "json",
         "NHIS_REAPER_SECONDS": "2",
         "NHIS_STATS_REFRESH_SECONDS": "5",
+        "NHIS_CHUNK_TIMEOUT_SECONDS": "10",
+        "NHIS_CHUNK_ROWS": "2000",
     }
 
 
@@ -60,6 +62,8 @@ def settings(service_env):
         data_dir=service_env["NHIS_DATA_DIR"],
         reaper_seconds=2,
         stats_refresh_seconds=5,
+        chunk_timeout_seconds=10,
+        chunk_rows=2000,
     )
 
 
@@ -77,6 +81,15 @@ def resources(settings):
 def worker(resources, service_env, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "worker.log"
     proc = WorkerProcess(service_env, concurrency=2, log_path=log).start(resources.producer)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def beat(service_env, tmp_path_factory):
+    """Exactly one beat (stats refresh every 5 s, reaper every 2 s in tests)."""
+    folder = tmp_path_factory.mktemp("beat")
+    proc = BeatProcess(service_env, folder / "schedule", log_path=folder / "beat.log").start()
     yield proc
     proc.stop()
 

@@ -3,8 +3,8 @@
 import os
 import socket
 
-from workers.celery_app import app
 from shared import task_names
+from workers.celery_app import app
 
 
 @app.task(name=task_names.SYSTEM_PING, ignore_result=False)
