@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from shared.stats.peer import peer_percentiles
 
 from api.auth import requires
 from api.extensions import resources
 from shared.data.catalog import BY_NAME
 from shared.rules import evaluate_person
+from shared.stats.peer import peer_percentiles
 
 URL_PREFIX = "/simulate"
 blp = Blueprint("simulate", __name__, description="Risk simulator (scope simulate); not a diagnosis")

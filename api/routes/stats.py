@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from shared.stats.publish import payload_key
 
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
 from shared import task_names
+from shared.stats.publish import payload_key
 from shared.stats.store import latest_alias, read_payload_from_cache, read_payload_from_db
 
 URL_PREFIX = "/stats"

@@ -10,6 +10,8 @@ from sqlalchemy import (
     Column,
     DateTime,
     Double,
+    Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +24,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.rules import CATEGORY_LEVELS
+
+ID_YEAR_FACTOR = 10**10  # subscriber ids are below 10**10 (shared/data/catalog.py bounds)
+
+
+def screening_id(year, subscriber_id):
+    """The record id: year and subscriber id in one BIGINT (works on ints and pandas Series)."""
+    return year * ID_YEAR_FACTOR + subscriber_id
+
 
 # BIGINT AUTO_INCREMENT on MySQL, INTEGER PRIMARY KEY (rowid) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -36,29 +48,40 @@ class Base(DeclarativeBase):
     pass
 
 
+# 4-byte FLOAT on MySQL (published values have at most 2 significant decimals; keeping a 1M-row
+# year small keeps it in the buffer pool), REAL on SQLite.
+Measure = Float().with_variant(mysql.FLOAT(), "mysql", "mariadb")
+
+
+def category(name: str) -> Enum:
+    """A 1-byte ENUM on MySQL/MariaDB (VARCHAR on SQLite) holding the rule table's levels."""
+    return Enum(*CATEGORY_LEVELS[name], name=name, native_enum=True, create_constraint=False,
+                validate_strings=False)
+
+
 # Canonical measurement columns (shared/data/catalog.py owns their meaning) and their SQL types.
 MEASUREMENT_COLUMNS: dict[str, type] = {
     "province": SmallInteger,
-    "height_cm": Double,
-    "weight_kg": Double,
-    "waist_cm": Double,
-    "vision_left": Double,
-    "vision_right": Double,
+    "height_cm": Measure,
+    "weight_kg": Measure,
+    "waist_cm": Measure,
+    "vision_left": Measure,
+    "vision_right": Measure,
     "hearing_left": SmallInteger,
     "hearing_right": SmallInteger,
-    "sbp": Double,
-    "dbp": Double,
-    "fasting_glucose": Double,
-    "total_cholesterol": Double,
-    "triglycerides": Double,
-    "hdl": Double,
-    "ldl": Double,
-    "hemoglobin": Double,
+    "sbp": Measure,
+    "dbp": Measure,
+    "fasting_glucose": Measure,
+    "total_cholesterol": Measure,
+    "triglycerides": Measure,
+    "hdl": Measure,
+    "ldl": Measure,
+    "hemoglobin": Measure,
     "urine_protein": SmallInteger,
-    "creatinine": Double,
-    "ast": Double,
-    "alt": Double,
-    "ggt": Double,
+    "creatinine": Measure,
+    "ast": Measure,
+    "alt": Measure,
+    "ggt": Measure,
     "smoking": SmallInteger,
     "drinking": SmallInteger,
     "oral_exam": SmallInteger,
@@ -80,18 +103,18 @@ FLAG_COLUMNS = (
     "flag_smoking",
 )
 DERIVED_SQL_TYPES: dict[str, object] = {
-    "bmi": Double,
+    "bmi": Measure,
     **{name: Boolean for name in FLAG_COLUMNS},
     "risk_factor_count": SmallInteger,
-    "risk_group": String(24),
-    "bp_category": String(20),
-    "glucose_category": String(12),
-    "bmi_class": String(12),
+    "risk_group": category("risk_group"),
+    "bp_category": category("bp_category"),
+    "glucose_category": category("glucose_category"),
+    "bmi_class": category("bmi_class"),
     "abdominal_obesity": Boolean,
-    "tc_class": String(16),
-    "ldl_class": String(16),
-    "tg_class": String(16),
-    "hdl_class": String(8),
+    "tc_class": category("tc_class"),
+    "ldl_class": category("ldl_class"),
+    "tg_class": category("tg_class"),
+    "hdl_class": category("hdl_class"),
     "mets_waist": Boolean,
     "mets_triglycerides": Boolean,
     "mets_hdl": Boolean,
@@ -99,13 +122,13 @@ DERIVED_SQL_TYPES: dict[str, object] = {
     "mets_glucose": Boolean,
     "metabolic_syndrome": Boolean,
     "anemia": Boolean,
-    "anemia_severity": String(10),
-    "egfr": Double,
-    "egfr_stage": String(4),
-    "proteinuria": String(10),
+    "anemia_severity": category("anemia_severity"),
+    "egfr": Measure,
+    "egfr_stage": category("egfr_stage"),
+    "proteinuria": category("proteinuria"),
     "liver_enzymes_high": Boolean,
     "ggt_high": Boolean,
-    "cvd_10y": Double,
+    "cvd_10y": Measure,
 }
 
 
@@ -117,7 +140,11 @@ def _typed(sql_type) -> object:
 screenings = Table(
     "screenings",
     Base.metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
+    # id = year * 10**10 + subscriber_id: unique on (year, subscriber id), stable across reloads, and
+    # assigned by the ETL, so parallel LOAD DATA never contends for an AUTO_INCREMENT lock, and a
+    # chunk loaded twice REPLACEs its own rows. No secondary index: each one costs load time, and
+    # statistics come from partial aggregates, records page by primary key.
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("year", SmallInteger, nullable=False),
     Column("subscriber_id", BigInteger, nullable=False),
     Column("sex", SmallInteger, nullable=False),
@@ -129,9 +156,6 @@ screenings = Table(
     Column("job_id", Integer, nullable=False),
     Column("chunk_index", Integer, nullable=False),
     Column("line_no", Integer, nullable=False),
-    UniqueConstraint("year", "subscriber_id", name="uq_screenings_year_subscriber"),
-    Index("ix_screenings_job_chunk", "job_id", "chunk_index"),
-    Index("ix_screenings_year_risk", "year", "risk_group"),
 )
 
 SCREENING_DATA_COLUMNS = (
@@ -187,6 +211,7 @@ class EtlChunk(Base):
     cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     seconds: Mapped[float | None] = mapped_column(Double)
     timings: Mapped[str | None] = mapped_column(Text)  # JSON: seconds per phase of the last run
+    years: Mapped[str | None] = mapped_column(String(64))  # comma-separated years loaded by the chunk
     error: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

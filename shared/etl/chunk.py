@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from shared import task_names
 from shared.data.reader import ByteRange, inspect_file, read_range
 from shared.db.engine import unit_of_work
-from shared.db.models import EtlChunk, EtlJob, EtlReject, StatsPartial, screenings, utcnow
+from shared.db.models import EtlChunk, EtlJob, EtlReject, StatsPartial, screening_id, utcnow
 from shared.etl.sink import load_rows
 from shared.etl.transform import derive
 from shared.stats.aggregate import chunk_partial
@@ -63,6 +63,7 @@ def load_chunk(resources, job_id: int, chunk_index: int) -> dict:
 
     t = time.perf_counter()
     frame = derive(result.frame)
+    frame["id"] = screening_id(frame["year"], frame["subscriber_id"])
     frame["job_id"] = job_id
     frame["chunk_index"] = chunk_index
     partial = chunk_partial(frame)
@@ -74,8 +75,9 @@ def load_chunk(resources, job_id: int, chunk_index: int) -> dict:
     t = time.perf_counter()
     with unit_of_work(resources.sessions) as session:
         conn = session.connection()
-        conn.execute(delete(screenings).where(screenings.c.job_id == job_id, screenings.c.chunk_index == chunk_index))
-        conn.execute(delete(EtlReject).where(EtlReject.job_id == job_id, EtlReject.chunk_index == chunk_index))
+        # Ids are derived from (year, subscriber id), so a second run REPLACEs the same rows.
+        if chunk.attempts > 1:
+            conn.execute(delete(EtlReject).where(EtlReject.job_id == job_id, EtlReject.chunk_index == chunk_index))
         loaded = load_rows(conn, frame)
         if len(rejects):
             conn.execute(insert(EtlReject), _reject_rows(rejects, job_id, chunk_index))
@@ -87,7 +89,8 @@ def load_chunk(resources, job_id: int, chunk_index: int) -> dict:
             update(EtlChunk)
             .where(EtlChunk.id == chunk.id, EtlChunk.status != "done")
             .values(status="done", rows_loaded=loaded, rows_rejected=whole, cells_rejected=cells,
-                    finished_at=utcnow(), seconds=seconds, timings=json.dumps(timings))
+                    finished_at=utcnow(), seconds=seconds, timings=json.dumps(timings),
+                    years=",".join(str(y) for y in sorted(frame["year"].unique())))
         ).rowcount
         if marked != 1:  # another delivery finished it first: keep its rows, drop ours
             session.rollback()

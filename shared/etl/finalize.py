@@ -34,17 +34,21 @@ def finalize_job(resources, job_id: int) -> str:
         if sum(states.values()) != job.chunks_total or states.get("done", 0) != job.chunks_total:
             return "running"  # a redelivered or early finalize; the last chunk will call again
         job.phase = "finalizing"
-        years = [y for (y,) in session.execute(
-            select(screenings.c.year).where(screenings.c.job_id == job_id).distinct()
-        )]
+        years = sorted({int(y) for (text,) in session.execute(
+            select(EtlChunk.years).where(EtlChunk.job_id == job_id)) for y in (text or "").split(",") if y})
         if job.rows_loaded == 0:
             job.status, job.phase, job.finished_at = "failed", "failed", utcnow()
             job.error = (f"no row could be loaded: all {job.rows_rejected} data lines were rejected; "
                          "see GET /api/v1/etl/jobs/{id}/rejects")
             return "failed"
         # Older jobs' rows for these years that the new file did not replace are stale now.
-        older = select(screenings.c.job_id).where(screenings.c.year.in_(years), screenings.c.job_id != job_id)
-        older_jobs = [j for (j,) in session.execute(older.distinct())]
+        # Other jobs (succeeded or failed) that loaded rows of these years, found from chunk rows
+        # rather than by scanning the table; only then is the (unindexed) delete worth running.
+        older_jobs = sorted({
+            j for j, text in session.execute(
+                select(EtlChunk.job_id, EtlChunk.years).where(EtlChunk.job_id != job_id, EtlChunk.status == "done")
+            ) if set(years) & {int(y) for y in (text or "").split(",") if y}
+        })
         if older_jobs:
             session.execute(delete(screenings).where(screenings.c.year.in_(years),
                                                      screenings.c.job_id != job_id))

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, insert
 from shared.db.models import screenings
 
 NULL = "\\N"
-INT_COLUMNS = {c.name for c in screenings.columns if c.type.python_type is int and c.name != "id"}
+INT_COLUMNS = {c.name for c in screenings.columns if c.type.python_type is int}
 BOOL_COLUMNS = {c.name for c in screenings.columns if c.type.python_type is bool}
-LOAD_COLUMNS = tuple(c.name for c in screenings.columns if c.name != "id")
+LOAD_COLUMNS = tuple(c.name for c in screenings.columns)
 
 
 def _arrow_column(series: pd.Series, name: str) -> pa.Array:

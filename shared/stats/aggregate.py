@@ -28,7 +28,7 @@ The two tables (see :class:`Aggregates`):
 
 Every possible bin of every measure has a fixed *slot* in a dense layout (~41k slots per
 ``(year, sex, age_group)`` cell, see ``BIN_OFFSETS``), so histograms are summed with
-``np.bincount`` instead of a sort or hash: merging 20 partials of 50k rows takes ~0.25 s even
+``np.bincount`` instead of a sort or hash: merging 20 partials of 50k rows takes 0.2-0.6 s even
 with hundreds of thousands of occupied bins. Only occupied bins are stored.
 
 Serialisation: ``MAGIC`` + 8-byte little-endian length + Arrow IPC stream of ``counts`` + Arrow

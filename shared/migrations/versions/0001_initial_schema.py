@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: -
-Create Date: 2026-11-29 19:05:26.496480
+Create Date: 2026-11-29 19:19:54.234680
 """
 
 import sqlalchemy as sa
@@ -82,34 +82,100 @@ def upgrade() -> None:
 
     op.create_table(
         "screenings",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("year", sa.SmallInteger(), nullable=False),
         sa.Column("subscriber_id", sa.BigInteger(), nullable=False),
         sa.Column("sex", sa.SmallInteger(), nullable=False),
         sa.Column("age_group", sa.SmallInteger(), nullable=False),
         sa.Column("province", sa.SmallInteger(), nullable=True),
-        sa.Column("height_cm", sa.Double(), nullable=True),
-        sa.Column("weight_kg", sa.Double(), nullable=True),
-        sa.Column("waist_cm", sa.Double(), nullable=True),
-        sa.Column("vision_left", sa.Double(), nullable=True),
-        sa.Column("vision_right", sa.Double(), nullable=True),
+        sa.Column(
+            "height_cm",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "weight_kg",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "waist_cm",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "vision_left",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "vision_right",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
         sa.Column("hearing_left", sa.SmallInteger(), nullable=True),
         sa.Column("hearing_right", sa.SmallInteger(), nullable=True),
-        sa.Column("sbp", sa.Double(), nullable=True),
-        sa.Column("dbp", sa.Double(), nullable=True),
-        sa.Column("fasting_glucose", sa.Double(), nullable=True),
-        sa.Column("total_cholesterol", sa.Double(), nullable=True),
-        sa.Column("triglycerides", sa.Double(), nullable=True),
-        sa.Column("hdl", sa.Double(), nullable=True),
-        sa.Column("ldl", sa.Double(), nullable=True),
-        sa.Column("hemoglobin", sa.Double(), nullable=True),
+        sa.Column(
+            "sbp",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "dbp",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "fasting_glucose",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "total_cholesterol",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "triglycerides",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "hdl",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "ldl",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "hemoglobin",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
         sa.Column("urine_protein", sa.SmallInteger(), nullable=True),
-        sa.Column("creatinine", sa.Double(), nullable=True),
-        sa.Column("ast", sa.Double(), nullable=True),
-        sa.Column("alt", sa.Double(), nullable=True),
-        sa.Column("ggt", sa.Double(), nullable=True),
+        sa.Column(
+            "creatinine",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "ast",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "alt",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "ggt",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
         sa.Column("smoking", sa.SmallInteger(), nullable=True),
         sa.Column("drinking", sa.SmallInteger(), nullable=True),
         sa.Column("oral_exam", sa.SmallInteger(), nullable=True),
@@ -119,7 +185,11 @@ def upgrade() -> None:
         sa.Column("wisdom_tooth", sa.SmallInteger(), nullable=True),
         sa.Column("tartar", sa.SmallInteger(), nullable=True),
         sa.Column("release_date", sa.String(length=10), nullable=True),
-        sa.Column("bmi", sa.Double(), nullable=True),
+        sa.Column(
+            "bmi",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
         sa.Column("flag_hypertension", sa.Boolean(), nullable=True),
         sa.Column("flag_diabetes", sa.Boolean(), nullable=True),
         sa.Column("flag_high_total_cholesterol", sa.Boolean(), nullable=True),
@@ -128,15 +198,55 @@ def upgrade() -> None:
         sa.Column("flag_obesity", sa.Boolean(), nullable=True),
         sa.Column("flag_smoking", sa.Boolean(), nullable=True),
         sa.Column("risk_factor_count", sa.SmallInteger(), nullable=True),
-        sa.Column("risk_group", sa.String(length=24), nullable=True),
-        sa.Column("bp_category", sa.String(length=20), nullable=True),
-        sa.Column("glucose_category", sa.String(length=12), nullable=True),
-        sa.Column("bmi_class", sa.String(length=12), nullable=True),
+        sa.Column(
+            "risk_group",
+            sa.Enum(
+                "CHD_RISK_EQUIVALENT",
+                "MULTIPLE_RISK_FACTORS",
+                "ZERO_TO_ONE_RISK_FACTOR",
+                "INDETERMINATE",
+                name="risk_group",
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "bp_category",
+            sa.Enum(
+                "normal",
+                "elevated",
+                "prehypertension",
+                "stage1",
+                "stage2",
+                "isolated_systolic",
+                name="bp_category",
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "glucose_category",
+            sa.Enum("normal", "impaired", "diabetes", name="glucose_category"),
+            nullable=True,
+        ),
+        sa.Column(
+            "bmi_class",
+            sa.Enum("underweight", "normal", "pre_obese", "obese_1", "obese_2", "obese_3", name="bmi_class"),
+            nullable=True,
+        ),
         sa.Column("abdominal_obesity", sa.Boolean(), nullable=True),
-        sa.Column("tc_class", sa.String(length=16), nullable=True),
-        sa.Column("ldl_class", sa.String(length=16), nullable=True),
-        sa.Column("tg_class", sa.String(length=16), nullable=True),
-        sa.Column("hdl_class", sa.String(length=8), nullable=True),
+        sa.Column(
+            "tc_class", sa.Enum("desirable", "borderline_high", "high", name="tc_class"), nullable=True
+        ),
+        sa.Column(
+            "ldl_class",
+            sa.Enum("optimal", "near_optimal", "borderline_high", "high", "very_high", name="ldl_class"),
+            nullable=True,
+        ),
+        sa.Column(
+            "tg_class",
+            sa.Enum("normal", "borderline_high", "high", "very_high", name="tg_class"),
+            nullable=True,
+        ),
+        sa.Column("hdl_class", sa.Enum("low", "normal", "high", name="hdl_class"), nullable=True),
         sa.Column("mets_waist", sa.Boolean(), nullable=True),
         sa.Column("mets_triglycerides", sa.Boolean(), nullable=True),
         sa.Column("mets_hdl", sa.Boolean(), nullable=True),
@@ -144,24 +254,33 @@ def upgrade() -> None:
         sa.Column("mets_glucose", sa.Boolean(), nullable=True),
         sa.Column("metabolic_syndrome", sa.Boolean(), nullable=True),
         sa.Column("anemia", sa.Boolean(), nullable=True),
-        sa.Column("anemia_severity", sa.String(length=10), nullable=True),
-        sa.Column("egfr", sa.Double(), nullable=True),
-        sa.Column("egfr_stage", sa.String(length=4), nullable=True),
-        sa.Column("proteinuria", sa.String(length=10), nullable=True),
+        sa.Column(
+            "anemia_severity",
+            sa.Enum("severe", "moderate", "mild", "none", name="anemia_severity"),
+            nullable=True,
+        ),
+        sa.Column(
+            "egfr",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "egfr_stage", sa.Enum("G5", "G4", "G3b", "G3a", "G2", "G1", name="egfr_stage"), nullable=True
+        ),
+        sa.Column("proteinuria", sa.Enum("negative", "trace", "positive", name="proteinuria"), nullable=True),
         sa.Column("liver_enzymes_high", sa.Boolean(), nullable=True),
         sa.Column("ggt_high", sa.Boolean(), nullable=True),
-        sa.Column("cvd_10y", sa.Double(), nullable=True),
+        sa.Column(
+            "cvd_10y",
+            sa.Float().with_variant(mysql.FLOAT(), "mariadb").with_variant(mysql.FLOAT(), "mysql"),
+            nullable=True,
+        ),
         sa.Column("rule_version", sa.String(length=16), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=False),
         sa.Column("chunk_index", sa.Integer(), nullable=False),
         sa.Column("line_no", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("year", "subscriber_id", name="uq_screenings_year_subscriber"),
     )
-    with op.batch_alter_table("screenings", schema=None) as batch_op:
-        batch_op.create_index("ix_screenings_job_chunk", ["job_id", "chunk_index"], unique=False)
-        batch_op.create_index("ix_screenings_year_risk", ["year", "risk_group"], unique=False)
-
     op.create_table(
         "stats_partials",
         sa.Column("job_id", sa.Integer(), nullable=False),
@@ -212,6 +331,7 @@ def upgrade() -> None:
         sa.Column("cells_rejected", sa.Integer(), nullable=False),
         sa.Column("seconds", sa.Double(), nullable=True),
         sa.Column("timings", sa.Text(), nullable=True),
+        sa.Column("years", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("enqueued_at", sa.DateTime(), nullable=True),
         sa.Column("started_at", sa.DateTime(), nullable=True),
@@ -234,10 +354,6 @@ def downgrade() -> None:
 
     op.drop_table("stats_snapshots")
     op.drop_table("stats_partials")
-    with op.batch_alter_table("screenings", schema=None) as batch_op:
-        batch_op.drop_index("ix_screenings_year_risk")
-        batch_op.drop_index("ix_screenings_job_chunk")
-
     op.drop_table("screenings")
     with op.batch_alter_table("etl_rejects", schema=None) as batch_op:
         batch_op.drop_index("ix_etl_rejects_job_chunk_line")
