@@ -26,6 +26,8 @@ def build_celery_config(settings: Settings) -> dict:
                 "data_folder_out": str(broker_dir / "queue"),
                 "control_folder": str(broker_dir / "control"),
                 "processed_folder": str(broker_dir / "processed"),
+                # the default 1 s poll makes control replies (ping, Flower) miss short timeouts
+                "polling_interval": 0.1,
             },
             "result_backend": f"db+sqlite:///{(settings.data_dir / 'celery-results.sqlite3').resolve()}",
         }

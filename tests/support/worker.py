@@ -53,7 +53,7 @@ class WorkerProcess:
     def _answers(self, producer) -> bool:
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
-        replies = producer.control.ping(destination=[self.name], timeout=0.5) or []
+        replies = producer.control.ping(destination=[self.name], timeout=1.5) or []
         return any(self.name in reply for reply in replies)
 
     def child_pids(self) -> list[int]:

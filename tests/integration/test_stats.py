@@ -1,0 +1,147 @@
+"""Statistics end to end: counts equal independent SQL counts, suppression, Redis down or
+flushed, concurrent refreshes."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+import redis
+from sqlalchemy import text
+
+from api import create_app
+from shared.etl.jobs import create_job, wait_for_job
+from shared.stats import store
+from shared.stats.refresh import refresh
+from tests.support.files import sample_file
+from tests.support.worker import wait_until
+
+pytestmark = pytest.mark.integration
+YEAR = 2021
+
+
+@pytest.fixture(scope="module")
+def stats_year(resources, worker, settings):
+    path = sample_file(settings.data_dir / "stats", 12_000, seed=41, year=YEAR, style="2020")
+    job = wait_for_job(resources, create_job(resources, path), timeout=180)
+    assert job["status"] == "succeeded"
+    refresh(resources, "test")
+    return job
+
+
+def get(client, key, path, **query):
+    r = client.get(f"/api/v1/stats/{path}", headers={"X-API-Key": key}, query_string=query)
+    assert r.status_code == 200, r.get_json()
+    return r
+
+
+def sql(resources, query, **params):
+    with resources.engine.connect() as conn:
+        return conn.execute(text(query), params).all()
+
+
+def visible(cell):
+    return cell is not None and not (isinstance(cell, dict) and cell.get("suppressed"))
+
+
+def test_counts_equal_independent_sql_counts(client, api_key, resources, stats_year):
+    key = api_key("stats:read")
+    overview = get(client, key, "overview", year=YEAR).get_json()["data"]
+    (people,) = sql(resources, "SELECT COUNT(*) FROM screenings WHERE year = :y", y=YEAR)[0]
+    assert overview["people"]["n"] == people
+
+    risk = get(client, key, "risk", year=YEAR).get_json()["data"]
+    expected = dict(sql(resources, "SELECT risk_group, COUNT(*) FROM screenings WHERE year = :y GROUP BY risk_group", y=YEAR))
+    for group, n in expected.items():
+        cell = risk["groups"][group]
+        if not cell.get("suppressed"):
+            assert cell["n"] == n
+            assert cell["percent"] == pytest.approx(100 * n / people, abs=0.01)
+
+    factors = get(client, key, "factors", year=YEAR, sex="F").get_json()["data"]
+    measured, positive = map(int, sql(resources, "SELECT COUNT(flag_low_hdl), SUM(flag_low_hdl) FROM screenings "
+                                                 "WHERE year = :y AND sex = 2", y=YEAR)[0])
+    low_hdl = factors["flags"]["flag_low_hdl"]
+    assert low_hdl["n_measured"] == measured and low_hdl["n_positive"] == positive
+    # its own denominator: people with HDL measured, not everyone
+    assert low_hdl["percent"] == pytest.approx(100 * positive / measured, abs=0.01)
+    assert measured < sql(resources, "SELECT COUNT(*) FROM screenings WHERE year=:y AND sex=2", y=YEAR)[0][0]
+
+    age = get(client, key, "age", year=YEAR).get_json()["data"]
+    by_band = dict(sql(resources, "SELECT age_group, COUNT(*) FROM screenings WHERE year=:y GROUP BY age_group", y=YEAR))
+    labels = {b["age_group"]: b["label"] for b in age["bands"]}
+    assert labels.get(9) == "40-44" and labels.get(18, "85+") == "85+"
+    for band in age["bands"]:
+        if visible(band["people"]) and band["people"]["n"] is not None:
+            assert band["people"]["n"] == by_band[band["age_group"]]
+
+
+def test_no_published_count_is_a_small_cell(client, api_key, resources, stats_year):
+    k = resources.settings.small_cell_min
+    payloads = store.load_generation(resources)
+
+    def walk(node):
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if name in ("n", "n_measured", "n_positive") and isinstance(value, int):
+                    yield value
+                else:
+                    yield from walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from walk(item)
+
+    counts = [n for key, raw in payloads.items() if key != store.META_FIELD for n in walk(orjson.loads(raw)["data"])]
+    assert counts and all(n == 0 or n >= k for n in counts)
+    region = orjson.loads(payloads[f"region:{YEAR}:all:all"])["data"]
+    assert any(p["people"].get("suppressed") for p in region["provinces"]) or all(
+        p["people"]["n"] >= k for p in region["provinces"])
+
+
+def test_redis_down_serves_the_database_snapshot(settings, api_key, stats_year):
+    with socket_free_port() as port:
+        dead = create_app({"database_url": settings.database_url, "redis_url": f"redis://127.0.0.1:{port}/0",
+                           "data_dir": settings.data_dir})
+    r = dead.test_client().get("/api/v1/stats/risk", headers={"X-API-Key": api_key("stats:read")},
+                               query_string={"year": YEAR})
+    assert r.status_code == 200 and r.headers["X-Cache"] == "fallback"
+    assert r.get_json()["data"]["people"]["n"] > 0
+
+
+def test_redis_flushed_is_warm_again_within_one_beat_interval(client, api_key, resources, stats_year, beat):
+    key = api_key("stats:read")
+    redis.Redis.from_url(resources.settings.redis_db_url("cache")).flushdb()
+    assert get(client, key, "risk", year=YEAR).headers["X-Cache"] == "fallback"
+    interval = resources.settings.stats_refresh_seconds
+    wait_until(lambda: get(client, key, "risk", year=YEAR).headers["X-Cache"] == "hit", 2 * interval + 10, 0.2,
+               "the beat refresh to re-warm Redis")
+
+
+def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_year):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(refresh(resources, "race"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    cache = redis.Redis.from_url(resources.settings.redis_db_url("cache"))
+
+    def consistent():  # beat may publish a newer generation meanwhile; both stores must then agree
+        cached = {k.decode(): v for k, v in cache.hgetall(store.CURRENT_KEY).items()}
+        return cached == store.load_generation(resources) and len(cached) > 1
+
+    wait_until(consistent, 20, 0.2, "Redis and the database to hold the same complete generation")
+
+
+class socket_free_port:
+    def __enter__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()
