@@ -8,6 +8,7 @@ from api.auth import init_auth
 from api.docs import init_docs
 from api.errors import register_error_handlers
 from api.extensions import init_extensions
+from api.fastpath import init_fast_paths
 from api.jsonprovider import init_json
 from api.requests import init_request_context
 from api.routes import register_blueprints
@@ -29,4 +30,5 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_docs(app)
     register_blueprints(app)
     register_error_handlers(app)
+    init_fast_paths(app)
     return app

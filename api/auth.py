@@ -41,6 +41,13 @@ class _KeyCache:
     def __init__(self):
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
 
+    def peek(self, clear: str) -> KeyInfo | None | bool:
+        """The cached answer without touching the database; False when not cached (or expired)."""
+        hit = self._entries.get(clear)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return False
+
     def get(self, clear: str) -> KeyInfo | None:
         now = time.monotonic()
         hit = self._entries.get(clear)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
 from flask_smorest import Api
+from marshmallow import Schema, fields
 
 from api.auth import SECURITY_SCHEME
 
@@ -12,6 +13,22 @@ DESCRIPTION = (
     "Guideline-based cardiovascular and metabolic risk factors over the Korean NHIS health-screening "
     "file. Screening information, not a diagnosis. Every /api/v1 call needs an `X-API-Key` header."
 )
+
+
+class ErrorSchema(Schema):
+    class Body(Schema):
+        code = fields.String(required=True, metadata={"example": "validation_error"})
+        message = fields.String(required=True)
+        details = fields.Dict(metadata={"description": "e.g. {\"fields\": {\"sbp\": [\"...\"]}}"})
+        request_id = fields.String(required=True)
+
+    error = fields.Nested(Body, required=True)
+
+
+class EnvelopeApi(Api):
+    """flask-smorest documents its own error body by default; ours is the one envelope we send."""
+
+    ERROR_SCHEMA = ErrorSchema
 
 
 def init_docs(app: Flask) -> None:
@@ -25,7 +42,7 @@ def init_docs(app: Flask) -> None:
         OPENAPI_SWAGGER_UI_URL="/docs/static/",
         API_SPEC_OPTIONS={"info": {"description": DESCRIPTION}},
     )
-    api = Api(app)
+    api = EnvelopeApi(app)
     api.spec.components.security_scheme(
         SECURITY_SCHEME, {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     )

@@ -6,10 +6,12 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from api.routes import health
+    from api.routes import dashboard, health, metrics
 
     api = app.extensions["smorest_api"]
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(dashboard.bp)
     for module in _api_modules():
         api.register_blueprint(module.blp, url_prefix="/api/v1" + module.URL_PREFIX)
 

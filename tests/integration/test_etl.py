@@ -117,3 +117,24 @@ def test_truncated_file_rejects_the_cut_line_and_loads_the_rest(resources, worke
             EtlReject.job_id == job["job_id"], EtlReject.whole_row.is_(True)
         ).order_by(EtlReject.line_no.desc()).limit(1)).one()
     assert last == ("field_count", data_lines(path) + 1)
+
+
+def test_cli_ingest_wait_prints_the_summary_line(resources, worker, settings, service_env):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.worker import ROOT
+
+    path = sample_file(settings.data_dir / "cli", 4_000, seed=15, year=2017, style="2017")
+    done = subprocess.run([sys.executable, "-m", "shared.cli", "ingest", str(path), "--year", "2017", "--wait"],
+                          cwd=ROOT, env={**os.environ, **service_env}, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("rows_total=4000 rows_loaded=") and " rows_rejected=" in last and " seconds=" in last
+    loaded = int(last.split("rows_loaded=")[1].split()[0])
+    rejected = int(last.split("rows_rejected=")[1].split()[0])
+    assert loaded + rejected == data_lines(path)
+    bad = subprocess.run([sys.executable, "-m", "shared.cli", "ingest", "/etc/hostname"], cwd=ROOT,
+                         env={**os.environ, **service_env}, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "NHIS_DATA_DIR" in bad.stderr

@@ -1,0 +1,57 @@
+"""Prometheus metrics, computed at scrape time from the system of record (no per-process counters,
+so any Gunicorn worker answers the same)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from api.extensions import resources
+from shared import task_names
+from shared.db.engine import unit_of_work
+from shared.db.models import EtlJob, StatsPartial
+from shared.stats.store import read_meta
+
+bp = Blueprint("metrics", __name__)
+
+
+class SystemCollector:
+    def __init__(self, res):
+        self.res = res
+
+    def collect(self):
+        jobs = GaugeMetricFamily("nhis_etl_jobs", "ETL jobs by status", labels=["status"])
+        rows = GaugeMetricFamily("nhis_screening_rows", "rows of the current (succeeded) jobs")
+        with unit_of_work(self.res.sessions) as session:
+            for status, n in session.execute(select(EtlJob.status, func.count()).group_by(EtlJob.status)):
+                jobs.add_metric([status], n)
+            current = select(StatsPartial.job_id).distinct()
+            rows.add_metric([], session.scalar(
+                select(func.coalesce(func.sum(EtlJob.rows_loaded), 0))
+                .where(EtlJob.status == "succeeded", EtlJob.id.in_(current))))  # no COUNT(*) over 1M rows
+        yield jobs
+        yield rows
+        meta = read_meta(self.res)
+        if meta:
+            age = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(meta["computed_at"])).total_seconds()
+            yield GaugeMetricFamily("nhis_stats_snapshot_age_seconds", "age of the published statistics", value=age)
+        if not self.res.settings.embedded:
+            import redis
+
+            depth = GaugeMetricFamily("nhis_queue_length", "messages waiting in a Celery queue", labels=["queue"])
+            client = redis.Redis.from_url(self.res.settings.redis_db_url("broker"), socket_timeout=2)
+            for queue in (task_names.QUEUE_ETL, task_names.QUEUE_STATS):
+                depth.add_metric([queue], client.llen(queue))
+            client.close()
+            yield depth
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry()
+    registry.register(SystemCollector(resources()))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
