@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from shared.db.engine import unit_of_work
 from shared.db.models import StatsSnapshot
@@ -37,19 +37,28 @@ def latest_generation(session) -> int | None:
 def write_generation(resources, payloads: dict[str, bytes], meta: dict) -> int:
     """Store one complete snapshot (database first, then Redis) and return its generation."""
     computed_at = dt.datetime.fromisoformat(meta["computed_at"]).replace(tzinfo=None)
+    everything = {**payloads, META_FIELD: orjson.dumps(meta)}
     with unit_of_work(resources.sessions) as session:
         generation = (latest_generation(session) or 0) + 1
-        session.add_all(
-            StatsSnapshot(
-                generation=generation, key=key, payload=payload,
-                dataset_version=meta["dataset_version"], rule_version=meta["rule_version"],
-                computed_at=computed_at,
-            )
-            for key, payload in {**payloads, META_FIELD: orjson.dumps(meta)}.items()
-        )
+        common = {"generation": generation, "dataset_version": meta["dataset_version"],
+                  "rule_version": meta["rule_version"], "computed_at": computed_at}
+        for batch in _batches(everything):  # one transaction, statements kept under max_allowed_packet
+            session.execute(insert(StatsSnapshot), [{**common, "key": k, "payload": v} for k, v in batch])
         session.execute(delete(StatsSnapshot).where(StatsSnapshot.generation <= generation - KEEP_GENERATIONS))
-    publish_to_cache(resources, generation, {**payloads, META_FIELD: orjson.dumps(meta)})
+    publish_to_cache(resources, generation, everything)
     return generation
+
+
+def _batches(payloads: dict[str, bytes], limit: int = 2 * 1024 * 1024):
+    batch, size = [], 0
+    for item in payloads.items():
+        if batch and size + len(item[1]) > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item[1])
+    if batch:
+        yield batch
 
 
 def publish_to_cache(resources, generation: int, payloads: dict[str, bytes]) -> bool:

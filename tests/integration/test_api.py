@@ -95,9 +95,9 @@ def test_records_need_the_scope_and_page_by_cursor(client, api_key, loaded, reso
 
 
 def test_stats_are_served_warm_from_redis(client, api_key, loaded, resources):
-    from shared import task_names
+    from tests.support.files import wait_for_stats_with
 
-    resources.producer.send_task(task_names.STATS_REFRESH, kwargs={"reason": "test"}).get(timeout=120)
+    wait_for_stats_with(resources, loaded["job_id"])
     h = {"X-API-Key": api_key("stats:read")}
     r = client.get("/api/v1/stats/risk", headers=h, query_string={"year": 2023})
     assert r.status_code == 200 and r.headers["X-Cache"] == "hit"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from shared.stats.refresh import refresh
-
 pytestmark = pytest.mark.integration
 
 CASES = [
@@ -62,10 +60,10 @@ def test_fast_path_leaves_errors_to_flask(app, api_key, loaded_for_fastpath):
 @pytest.fixture(scope="module")
 def loaded_for_fastpath(resources, worker, settings):
     from shared.etl.jobs import create_job, wait_for_job
-    from tests.support.files import sample_file
+    from tests.support.files import sample_file, wait_for_stats_with
 
     path = sample_file(settings.data_dir / "fast", 4_000, seed=61, year=2018, style="2017")
     job = wait_for_job(resources, create_job(resources, path), timeout=180)
     assert job["status"] == "succeeded"
-    refresh(resources, "fastpath-test")
+    wait_for_stats_with(resources, job["job_id"])
     return job

@@ -14,7 +14,7 @@ from api import create_app
 from shared.etl.jobs import create_job, wait_for_job
 from shared.stats import store
 from shared.stats.refresh import refresh
-from tests.support.files import sample_file
+from tests.support.files import sample_file, wait_for_stats_with
 from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def stats_year(resources, worker, settings):
     path = sample_file(settings.data_dir / "stats", 12_000, seed=41, year=YEAR, style="2020")
     job = wait_for_job(resources, create_job(resources, path), timeout=180)
     assert job["status"] == "succeeded"
-    refresh(resources, "test")
+    wait_for_stats_with(resources, job["job_id"])
     return job
 
 
@@ -119,13 +119,20 @@ def test_redis_flushed_is_warm_again_within_one_beat_interval(client, api_key, r
 
 
 def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_year):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(refresh(resources, "race"))) for _ in range(2)]
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(refresh(resources, "race"))
+        except Exception as exc:  # surfaced below rather than lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 2
+    assert errors == [] and len(results) == 2
     cache = redis.Redis.from_url(resources.settings.redis_db_url("cache"))
 
     def consistent():  # beat may publish a newer generation meanwhile; both stores must then agree

@@ -19,3 +19,26 @@ def data_lines(path: Path) -> int:
     """Non-blank lines after the header: what loaded + rejected must add up to."""
     with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip(b"\r\n")) - 1
+
+
+def wait_for_stats_with(resources, job_id: int, timeout: float = 90) -> None:
+    """Refresh, and wait until the published snapshot (Redis and database) includes the job.
+
+    A refresh may be skipped because another one (beat, the job's own finalize) holds the lock,
+    so the test waits for the published dataset_version rather than assuming its call won.
+    """
+    import orjson
+
+    from shared.stats import store
+    from shared.stats.refresh import refresh
+    from tests.support.worker import wait_until
+
+    def published() -> bool:
+        refresh(resources, "test")
+        meta = store.read_meta(resources)
+        cached = resources.cache.hget(store.CURRENT_KEY, store.META_FIELD) if resources.cache else None
+        tag = f"job{job_id}"
+        return bool(meta and tag in meta["dataset_version"]
+                    and (resources.cache is None or (cached and tag in orjson.loads(cached)["dataset_version"])))
+
+    wait_until(published, timeout, 0.5, f"statistics that include job {job_id}")
