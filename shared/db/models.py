@@ -257,7 +257,7 @@ class StatsSnapshot(Base):
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
     key: Mapped[str] = mapped_column(String(128), nullable=False)
     payload: Mapped[bytes] = mapped_column(Blob, nullable=False)
-    dataset_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    dataset_version: Mapped[str] = mapped_column(Text, nullable=False)  # grows with the years loaded
     rule_version: Mapped[str] = mapped_column(String(16), nullable=False)
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
 

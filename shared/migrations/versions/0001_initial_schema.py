@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: -
-Create Date: 2026-11-29 19:19:54.234680
+Create Date: 2026-11-29 19:42:44.844882
 """
 
 import sqlalchemy as sa
@@ -306,7 +306,7 @@ def upgrade() -> None:
             .with_variant(mysql.LONGBLOB(), "mysql"),
             nullable=False,
         ),
-        sa.Column("dataset_version", sa.String(length=64), nullable=False),
+        sa.Column("dataset_version", sa.Text(), nullable=False),
         sa.Column("rule_version", sa.String(length=16), nullable=False),
         sa.Column("computed_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
