@@ -14,12 +14,12 @@ from api.errors import ApiError
 from api.extensions import resources
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import DERIVED_SQL_TYPES, FLAG_COLUMNS, MEASUREMENT_COLUMNS, screenings
-from shared.rules import DISCLAIMER
+from shared.rules import CATEGORY_LEVELS, DISCLAIMER
 
 URL_PREFIX = "/records"
 blp = Blueprint("records", __name__, description="Person-level screening records (scope records:read)")
 FLAG_NAMES = [c.removeprefix("flag_") for c in FLAG_COLUMNS]
-RISK_GROUPS = ["CHD_RISK_EQUIVALENT", "MULTIPLE_RISK_FACTORS", "ZERO_TO_ONE_RISK_FACTOR", "INDETERMINATE"]
+RISK_GROUPS = list(CATEGORY_LEVELS["risk_group"])
 SEX = {1: "M", 2: "F"}
 SMOKING = {1: "never", 2: "former", 3: "current"}
 LIST_COLUMNS = ("id", "year", "sex", "age_group", "province", "bmi", "sbp", "dbp", "fasting_glucose",

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.rules import CATEGORY_LEVELS
+from shared.rules.table import FLAG_RULES
 
 ID_YEAR_FACTOR = 10**10  # subscriber ids are below 10**10 (shared/data/catalog.py bounds)
 
@@ -93,15 +94,7 @@ MEASUREMENT_COLUMNS: dict[str, type] = {
 }
 
 # Derived values (shared/rules owns their meaning); names equal shared.rules.DERIVED_COLUMNS.
-FLAG_COLUMNS = (
-    "flag_hypertension",
-    "flag_diabetes",
-    "flag_high_total_cholesterol",
-    "flag_high_triglycerides",
-    "flag_low_hdl",
-    "flag_obesity",
-    "flag_smoking",
-)
+FLAG_COLUMNS = tuple(rule.column for rule in FLAG_RULES)
 DERIVED_SQL_TYPES: dict[str, object] = {
     "bmi": Measure,
     **{name: Boolean for name in FLAG_COLUMNS},

@@ -49,6 +49,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
+
 MAGIC = b"NHAG1"
 UNKNOWN_PROVINCE = -1
 CELL_KEYS = ("year", "sex", "age_group", "province")
@@ -89,44 +91,11 @@ MEASURES: Mapping[str, Measure] = {
 }
 MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
 
-FLAGS: tuple[str, ...] = (
-    "flag_hypertension",
-    "flag_diabetes",
-    "flag_high_total_cholesterol",
-    "flag_high_triglycerides",
-    "flag_low_hdl",
-    "flag_obesity",
-    "flag_smoking",
-    "abdominal_obesity",
-    "mets_waist",
-    "mets_triglycerides",
-    "mets_hdl",
-    "mets_bp",
-    "mets_glucose",
-    "metabolic_syndrome",
-    "anemia",
-    "liver_enzymes_high",
-    "ggt_high",
-)
-CATEGORIES: tuple[str, ...] = (
-    "bp_category",
-    "glucose_category",
-    "bmi_class",
-    "tc_class",
-    "ldl_class",
-    "tg_class",
-    "hdl_class",
-    "anemia_severity",
-    "egfr_stage",
-    "proteinuria",
-)
+# The rule table owns which derived columns are flags and categories (one list, shared.rules).
+FLAGS: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "bool")
+CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "category" and c != "risk_group")
 CODED: tuple[str, ...] = ("smoking", "drinking")  # numeric codes reported as distributions
-RISK_GROUPS: tuple[str, ...] = (
-    "CHD_RISK_EQUIVALENT",
-    "MULTIPLE_RISK_FACTORS",
-    "ZERO_TO_ONE_RISK_FACTOR",
-    "INDETERMINATE",
-)
+RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS["risk_group"]
 
 # Dense layout of every possible bin of every measure (~41k slots per (year, sex, age) cell).
 LO_BINS = np.array([round(m.lo * m.scale) for m in MEASURES.values()], np.int64)
