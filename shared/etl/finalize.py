@@ -65,10 +65,3 @@ def finalize_job(resources, job_id: int) -> str:
     resources.producer.send_task(task_names.STATS_REFRESH, kwargs={"reason": f"etl-job-{job_id}"})
     return "succeeded"
 
-
-def chunk_summary(resources, job_id: int) -> dict:
-    with unit_of_work(resources.sessions) as session:
-        return dict(session.execute(
-            select(EtlChunk.status, func.count()).where(EtlChunk.job_id == job_id).group_by(EtlChunk.status)
-        ).all())
-
