@@ -35,8 +35,8 @@ def resolve_source(settings, path: str | Path) -> Path:
     """The file as an absolute path inside NHIS_DATA_DIR; anything outside is refused."""
     root = settings.data_dir.resolve()
     candidate = Path(path)
-    if not candidate.is_absolute():
-        candidate = root / candidate
+    if not candidate.is_absolute() and not candidate.exists():
+        candidate = root / candidate  # a name relative to NHIS_DATA_DIR (what the API is sent)
     resolved = candidate.resolve()
     if resolved != root and root not in resolved.parents:
         raise JobInputError(400, "path_outside_data_dir", f"only files under NHIS_DATA_DIR ({root}) can be ingested",

@@ -131,3 +131,20 @@ def test_openapi_declares_the_key_scheme_and_docs_need_no_cdn(client):
     page = client.get("/docs").get_data(as_text=True)
     assert "//cdn" not in page and "/docs/static/swagger-ui-bundle.js" in page
     assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_sources_resolve_inside_the_data_dir_only(sqlite_settings, tmp_path, monkeypatch):
+    from shared.etl.jobs import JobInputError, resolve_source
+
+    data = sqlite_settings.data_dir
+    (data / "in").mkdir(parents=True, exist_ok=True)
+    target = data / "in" / "f.csv"
+    target.write_text("x")
+    monkeypatch.chdir(data.parent)
+    assert resolve_source(sqlite_settings, "in/f.csv") == target.resolve()  # relative to NHIS_DATA_DIR
+    assert resolve_source(sqlite_settings, f"{data.name}/in/f.csv") == target.resolve()  # relative to cwd
+    outside = tmp_path.parent / "outside.csv"
+    outside.write_text("x")
+    for bad in (str(outside), "../outside.csv", "in/missing.csv"):
+        with pytest.raises(JobInputError):
+            resolve_source(sqlite_settings, bad)
