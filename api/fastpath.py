@@ -9,20 +9,19 @@ both paths answer alike.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
 from werkzeug.datastructures import MultiDict
 
+from api.requests import SAFE_REQUEST_ID
 from api.routes.stats import ENDPOINTS, cache_key, quick_query
 from shared.stats.store import read_payload_from_cache
 
 PREFIX = "/api/v1/stats/"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _args(query_string: str) -> MultiDict:
+def _args(query_string: str) -> MultiDict | None:
     if not query_string:
         return MultiDict()
     pairs = []
@@ -39,8 +38,7 @@ def _args(query_string: str) -> MultiDict:
 class StatsFastPath:
     def __init__(self, wsgi_app, flask_app):
         self.wsgi_app = wsgi_app
-        self.keys = flask_app.extensions["key_cache"]
-        self.resources = flask_app.extensions["resources"]
+        self.extensions = flask_app.extensions  # read per call: tests and tools may swap resources
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -48,7 +46,7 @@ class StatsFastPath:
         if body is None:
             return self.wsgi_app(environ, start_response)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         start_response("200 OK", [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
@@ -63,10 +61,10 @@ class StatsFastPath:
         if environ.get("REQUEST_METHOD") != "GET" or not path.startswith(PREFIX):
             return None
         endpoint = path[len(PREFIX):]
-        cache = self.resources.cache
+        cache = self.extensions["resources"].cache
         if endpoint not in ENDPOINTS or cache is None:
             return None
-        info = self.keys.peek(environ.get("HTTP_X_API_KEY", ""))
+        info = self.extensions["key_cache"].peek(environ.get("HTTP_X_API_KEY", ""))
         if not info or not info.allows("stats:read"):
             return None
         args = _args(environ.get("QUERY_STRING", ""))
