@@ -11,7 +11,7 @@ from api.errors import ApiError
 from api.extensions import resources
 from shared import task_names
 from shared.stats.publish import payload_key
-from shared.stats.store import latest_alias, read_payload_from_cache, read_payload_from_db
+from shared.stats.store import META_FIELD, latest_alias, read_payload, read_payload_from_db
 
 URL_PREFIX = "/stats"
 blp = Blueprint("stats", __name__, description="Population statistics (scope stats:read)")
@@ -83,20 +83,9 @@ def cache_key(endpoint: str, query: dict) -> str:
 def serve(name: str) -> Response:
     """One HGET from Redis; on a Redis error or an empty cache the database snapshot answers."""
     res = resources()
-    payload, source = None, "hit"
-    if res.cache is not None:
-        try:
-            payload = read_payload_from_cache(res.cache, name)
-        except Exception:
-            payload = None
-        if payload is None:
-            source = "fallback"
-    else:
-        source = "database"
+    payload, source = read_payload(res, name)
     if payload is None:
-        payload = read_payload_from_db(res, name)
-    if payload is None:
-        if read_payload_from_db(res, "__meta__") is None:
+        if read_payload_from_db(res, META_FIELD) is None:
             raise ApiError(503, "stats_not_ready", "statistics are not computed yet; retry shortly",
                            headers={"Retry-After": "10"})
         raise ApiError(404, "not_found", "no statistics for this selection (year not loaded?)", {"key": name})

@@ -8,7 +8,7 @@ import time
 import orjson
 
 from shared.stats.publish import payload_key
-from shared.stats.store import latest_alias, read_payload_from_cache, read_payload_from_db
+from shared.stats.store import latest_alias, read_payload
 
 QUANTILES = (5, 10, 25, 50, 75, 90, 95)
 _TTL = 30.0
@@ -21,14 +21,7 @@ def _percentile_table(resources, sex: str, age_group: int | None) -> dict | None
     hit = _cache.get(key)
     if hit and hit[0] > now:
         return hit[1]
-    raw = None
-    if resources.cache is not None:
-        try:
-            raw = read_payload_from_cache(resources.cache, key)
-        except Exception:
-            raw = None
-    if raw is None:
-        raw = read_payload_from_db(resources, key)
+    raw, _source = read_payload(resources, key)
     table = orjson.loads(raw)["data"]["measurements"] if raw else None
     _cache[key] = (now + _TTL, table)
     return table

@@ -115,15 +115,24 @@ def read_payload_from_db(resources, name: str) -> bytes | None:
     return bytes(payload) if payload is not None else None
 
 
+def read_payload(resources, name: str) -> tuple[bytes | None, str]:
+    """Redis first; the database copy when Redis is down or flushed, or in embedded mode.
+
+    Returns the bytes and where they came from: "hit", "fallback" or "database".
+    """
+    if resources.cache is None:
+        return read_payload_from_db(resources, name), "database"
+    try:
+        payload = read_payload_from_cache(resources.cache, name)
+    except Exception:  # Redis down: the snapshot in the database answers
+        payload = None
+    if payload is not None:
+        return payload, "hit"
+    return read_payload_from_db(resources, name), "fallback"
+
+
 def read_meta(resources) -> dict | None:
-    raw = None
-    if resources.cache is not None:
-        try:
-            raw = read_payload_from_cache(resources.cache, META_FIELD)
-        except Exception:
-            raw = None
-    if raw is None:
-        raw = read_payload_from_db(resources, META_FIELD)
+    raw, _source = read_payload(resources, META_FIELD)
     return orjson.loads(raw) if raw else None
 
 
