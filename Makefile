@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.etl
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.simulate
 
 lint: install
 	$(BIN)/ruff check api workers shared tests bench

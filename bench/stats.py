@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def ensure_data(rows: int) -> Resources:
     return Resources(load_settings(database_url=url, redis_url=etl_bench.REDIS, data_dir=data_dir))
 
 
-def start_gunicorn(target: str, port: int, env: dict) -> subprocess.Popen:
+def start_gunicorn(target: str, port: int, env: dict, probe: str | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", target, "--config", str(ROOT / "gunicorn.conf.py")],
         cwd=ROOT, env={**os.environ, **env, "WEB_BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING"},
@@ -66,16 +67,18 @@ def start_gunicorn(target: str, port: int, env: dict) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health" if "api" in target else
-                                   f"http://127.0.0.1:{port}/stats", timeout=1)
+            path = "/health" if "api" in target else (probe or "/stats")
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
+            return proc
+        except urllib.error.HTTPError:  # the server answered (e.g. 405 for a POST-only probe)
             return proc
         except Exception:
             time.sleep(0.2)
     raise RuntimeError(f"{target} did not start")
 
 
-def wrk(url: str, seconds: int, key: str | None) -> dict:
-    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
+def wrk(url: str, seconds: int, key: str | None, script: str | None = None) -> dict:
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", *(["-s", script] if script else []), url]
     if key:
         cmd[1:1] = ["-H", f"X-API-Key: {key}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

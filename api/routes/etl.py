@@ -52,7 +52,7 @@ def _accepted(job_id: int):
 
 
 @blp.route("/jobs", methods=["POST"])
-@blp.arguments(JobRequestSchema, location="json", required=False)
+@blp.arguments(JobRequestSchema(), location="json", required=False)
 @blp.response(202)
 @requires("etl:write")
 def create(body):
@@ -96,7 +96,7 @@ def _create_from_upload(res, upload) -> int:
 
 
 @blp.route("/jobs", methods=["GET"])
-@blp.arguments(ListQuerySchema, location="query")
+@blp.arguments(ListQuerySchema(), location="query")
 @requires("etl:write")
 def index(query):
     """Recent jobs, newest first."""
@@ -114,7 +114,7 @@ def show(job_id: int):
 
 
 @blp.route("/jobs/<int:job_id>/rejects", endpoint="Rejects")
-@blp.arguments(RejectsQuerySchema, location="query")
+@blp.arguments(RejectsQuerySchema(), location="query")
 @requires("etl:write")
 def rejects(query, job_id: int):
     """Rejected lines and cells: line number, column, reason, raw value (cursor paging)."""

@@ -84,7 +84,7 @@ def summary(row) -> dict:
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(RecordsQuerySchema, location="query")
+@blp.arguments(RecordsQuerySchema(), location="query")
 @requires("records:read")
 def index(query):
     """Browse records in id order with filters; `limit` ≤ 100; follow `next_cursor`."""

@@ -24,18 +24,18 @@ def test_fast_path_equals_the_flask_route(app, api_key, resources, worker, loade
     assert "request_id" not in (first.get_json() or {})
     fast_calls = []
     fast = app.wsgi_app
+    original = fast._stats
 
-    def spy(environ):
-        body = fast._original_try(environ)
-        fast_calls.append(body is not None)
-        return body
+    def spy(environ, name):
+        answer = original(environ, name)
+        fast_calls.append(answer is not None)
+        return answer
 
-    fast._original_try = fast._try
-    fast._try = spy
+    fast._stats = spy
     try:
         second = client.get(f"/api/v1/stats/{endpoint}", headers={"X-API-Key": key}, query_string=query)
     finally:
-        fast._try = fast._original_try
+        fast._stats = original
     assert fast_calls == [True]  # the key is cached now, so the fast path answered
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
@@ -67,3 +67,60 @@ def loaded_for_fastpath(resources, worker, settings):
     assert job["status"] == "succeeded"
     wait_for_stats_with(resources, job["job_id"])
     return job
+
+
+PEOPLE = [
+    {"sex": "M", "age_group": 10, "height_cm": 175, "weight_kg": 80, "sbp": 145, "dbp": 95, "fasting_glucose": 110,
+     "total_cholesterol": 250, "triglycerides": 200, "hdl": 45, "smoking": "never"},
+    {"smoking": "current", "age": 62, "sex": "F", "waist_cm": 88.5, "drinking": True, "urine_protein": 3,
+     "creatinine": 0.9, "hemoglobin": 11.2, "ldl": None},
+    {"sex": "F", "age": 30},
+]
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fastpath, person):
+    client = app.test_client()
+    key = api_key("simulate")
+    first = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)  # key not cached: Flask
+    used = []
+    fast = app.wsgi_app
+    original = fast._simulate
+
+    def spy(environ):
+        answer = original(environ)
+        used.append(answer is not None)
+        return answer
+
+    fast._simulate = spy
+    try:
+        second = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)
+    finally:
+        fast._simulate = original
+    assert used == [True]
+    assert first.status_code == second.status_code == 200
+    assert first.data == second.data
+    assert first.headers["Content-Type"] == second.headers["Content-Type"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sex": "M"},  # no age
+        {"sex": "M", "age": 50, "sbp": 900},
+        {"sex": "M", "age": 50, "sbp": "150"},  # a string: the schema decides
+        {"sex": "M", "age": 50, "shoe_size": 44},
+        {"sex": "X", "age": 50},
+        {"sex": "M", "age": True},
+    ],
+)
+def test_simulate_fast_path_declines_what_the_schema_must_judge(app, api_key, body):
+    from api.routes.simulate import PersonSchema, quick_person
+
+    assert quick_person(body) is None
+    client = app.test_client()
+    key = api_key("simulate")
+    flask_first = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=body)
+    again = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=body)  # key cached now
+    assert flask_first.status_code == again.status_code
+    assert (flask_first.status_code == 200) == (not PersonSchema().validate(body))
