@@ -20,7 +20,7 @@ from shared.stats.aggregate import (
 )
 from shared.stats.publish import ENDPOINTS, REGION_FLAGS, build_payloads, payload_key, suppress
 from shared.stats.store import STALE_FALSE, STALE_TRUE
-from tests.unit.test_stats_aggregate import make_frame
+from tests.support.stats_frames import make_frame
 
 META = {"computed_at": "2026-11-29T19:00:00+00:00", "dataset_version": "ds-7", "rule_version": "2026.11.1",
         "last_etl": {"job_id": 7, "finished_at": "2026-11-29T18:59:00+00:00"}}
