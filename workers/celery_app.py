@@ -48,13 +48,13 @@ def _warm_stats_on_start(sender=None, **_kwargs) -> None:
     """A worker that starts and finds no statistics snapshot asks for one; if Redis lost the
     published snapshot (a restart), it copies it back from the database (reads stay warm)."""
     from shared import task_names
-    from shared.stats.store import cache_is_warm, has_snapshot, rewarm_cache
+    from shared.stats.store import ensure_cache_warm, has_snapshot
 
     resources = app.resources
     try:
         if not has_snapshot(resources):
             app.send_task(task_names.STATS_REFRESH, kwargs={"reason": "worker-start"})
-        elif resources.cache is not None and not cache_is_warm(resources):
-            rewarm_cache(resources)
+        else:
+            ensure_cache_warm(resources)
     except Exception:  # a missing table before migrations must not stop the worker
         structlog.get_logger(__name__).warning("stats_warm_on_start_skipped", exc_info=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import request, url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
 from api.auth import requires
@@ -15,7 +15,7 @@ from api.errors import ApiError
 from api.extensions import resources
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, EtlReject
-from shared.etl.jobs import JobInputError, create_job, get_job, list_jobs, precheck, resolve_source
+from shared.etl.jobs import JobInputError, create_job, get_job, list_jobs
 
 URL_PREFIX = "/etl"
 blp = Blueprint("etl", __name__, description="Ingest NHIS files through Celery (scope etl:write)")
@@ -26,6 +26,9 @@ class JobRequestSchema(Schema):
     path = fields.String(metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
     year = fields.Integer(validate=validate.Range(2002, 2100),
                           metadata={"description": "expected screening year; rows of other years are rejected"})
+
+
+_REQUEST = JobRequestSchema()
 
 
 class ListQuerySchema(Schema):
@@ -79,17 +82,19 @@ def _create_from_upload(res, upload) -> int:
     name = Path(upload.filename or "").name
     if not name.lower().endswith(ALLOWED_SUFFIXES):
         raise ApiError(415, "unsupported_media_type", "only .csv files can be ingested", {"filename": name})
-    year = request.form.get("year")
-    if year is not None and (not year.isdigit() or not 2002 <= int(year) <= 2100):
-        raise ApiError(422, "validation_error", "invalid fields: year", {"fields": {"year": ["must be 2002-2100"]}})
+    year = None
+    if "year" in request.form:
+        try:
+            year = _REQUEST.load({"year": request.form["year"]})["year"]
+        except ValidationError as exc:
+            raise ApiError(422, "validation_error", "invalid fields: year",
+                           {"fields": exc.normalized_messages()}) from None
     folder = res.settings.data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{uuid.uuid4().hex[:12]}-{name}"
     upload.save(target)  # werkzeug streams the part to disk; the API never holds the file in memory
     try:
-        precheck(resolve_source(res.settings, target))
-        return create_job(res, target, expected_year=int(year) if year else None,
-                          original_filename=name, check=False)
+        return create_job(res, target, expected_year=year, original_filename=name)
     except JobInputError as exc:
         target.unlink(missing_ok=True)
         raise _input_error(exc) from None

@@ -18,10 +18,14 @@ blp = Blueprint("stats", __name__, description="Population statistics (scope sta
 ENDPOINTS = ("overview", "risk", "age", "factors", "region", "percentiles")
 
 
+YEARS, SEXES, AGE_GROUPS = (2002, 2100), ("M", "F"), (1, 18)
+
+
 class StatsQuerySchema(Schema):
-    year = fields.Integer(validate=validate.Range(2002, 2100), metadata={"description": "default: the latest year"})
-    sex = fields.String(validate=validate.OneOf(["M", "F"]))
-    age_group = fields.Integer(validate=validate.Range(1, 18), metadata={"description": "band k = ages 5k-5..5k-1"})
+    year = fields.Integer(validate=validate.Range(*YEARS), metadata={"description": "default: the latest year"})
+    sex = fields.String(validate=validate.OneOf(SEXES))
+    age_group = fields.Integer(validate=validate.Range(*AGE_GROUPS),
+                               metadata={"description": "band k = ages 5k-5..5k-1"})
 
 
 _QUERY = StatsQuerySchema()
@@ -39,11 +43,11 @@ def quick_query(args) -> dict | None:
     if not set(args) <= _ALLOWED or any(len(args.getlist(k)) != 1 for k in args):
         return None
     year, sex, age = args.get("year"), args.get("sex"), args.get("age_group")
-    if year is not None and not (year.isdigit() and 2002 <= int(year) <= 2100):
+    if year is not None and not (year.isdigit() and YEARS[0] <= int(year) <= YEARS[1]):
         return None
-    if sex is not None and sex not in ("M", "F"):
+    if sex is not None and sex not in SEXES:
         return None
-    if age is not None and not (age.isdigit() and 1 <= int(age) <= 18):
+    if age is not None and not (age.isdigit() and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
         return None
     out = {}
     if year is not None:

@@ -95,6 +95,13 @@ def rewarm_cache(resources) -> bool:
     return publish_to_cache(resources, generation, load_generation(resources, generation))
 
 
+def ensure_cache_warm(resources) -> bool:
+    """Copy the database snapshot back into Redis if Redis lost it (restart or flush)."""
+    if resources.cache is None or cache_is_warm(resources):
+        return False
+    return rewarm_cache(resources)
+
+
 def cache_is_warm(resources) -> bool:
     cache = resources.cache
     return cache is not None and bool(cache.hexists(CURRENT_KEY, META_FIELD))

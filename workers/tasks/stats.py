@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared import task_names
 from shared.stats.refresh import refresh
-from shared.stats.store import cache_is_warm, rewarm_cache
+from shared.stats.store import ensure_cache_warm
 from workers.celery_app import app
 
 
@@ -12,6 +12,6 @@ from workers.celery_app import app
 def refresh_stats(reason: str = "manual") -> dict:
     resources = app.resources
     result = refresh(resources, reason)
-    if result.get("skipped") and resources.cache is not None and not cache_is_warm(resources):
-        rewarm_cache(resources)  # Redis was flushed while another refresh ran: copy from the DB
+    if result.get("skipped"):
+        ensure_cache_warm(resources)  # Redis was flushed while another refresh ran: copy from the DB
     return result
