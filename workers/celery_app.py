@@ -6,8 +6,11 @@ plain functions in shared/.
 
 from __future__ import annotations
 
+import os
+import time
+
 import structlog
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from shared.celery_config import build_celery_config
 from shared.config import load_settings
@@ -21,7 +24,51 @@ def create_celery() -> Celery:
     celery = Celery("nhis", include=["workers.tasks.system", "workers.tasks.etl", "workers.tasks.stats"])
     celery.conf.update(build_celery_config(settings))
     celery.resources = Resources(settings)
+    celery.steps["consumer"].add(WorkerHeartbeat)
     return celery
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Writes this node's heartbeat (node name, pool pids, queues) every few seconds from the
+    main process's timer, so the reaper and /ready see a dead worker within seconds
+    (shared/heartbeat.py)."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.tref = None
+        self.started_at = time.time()
+
+    def _beat(self, c) -> None:
+        from shared.heartbeat import WorkerBeat, write_beat
+
+        info = getattr(c.pool, "info", None) or {}
+        pids = (os.getpid(), *info.get("processes", ()))
+        queues = tuple(sorted(c.app.amqp.queues.consume_from or ()))
+        try:
+            write_beat(c.app.resources, WorkerBeat(c.hostname, pids, queues, self.started_at, time.time()))
+        except Exception:  # Redis or the disk briefly unavailable: the next beat tries again
+            structlog.get_logger(__name__).warning("worker_heartbeat_failed", exc_info=True)
+
+    def start(self, c) -> None:
+        self._beat(c)
+        interval = c.app.resources.settings.worker_heartbeat_seconds
+        self.tref = c.timer.call_repeatedly(interval, self._beat, (c,), priority=10)
+
+    def stop(self, c) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    def shutdown(self, c) -> None:
+        self.stop(c)
+        try:
+            from shared.heartbeat import remove_beat
+
+            remove_beat(c.app.resources, c.hostname)
+        except Exception:
+            structlog.get_logger(__name__).warning("worker_heartbeat_remove_failed", exc_info=True)
 
 
 app = create_celery()
