@@ -12,6 +12,7 @@ from api.fastpath import init_fast_paths
 from api.jsonprovider import init_json
 from api.requests import init_request_context
 from api.routes import register_blueprints
+from api.uploads import init_uploads
 from shared.config import load_settings
 
 
@@ -24,6 +25,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     init_json(app)
+    init_uploads(app)
     init_extensions(app, settings)
     init_request_context(app)
     init_auth(app)

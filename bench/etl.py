@@ -26,7 +26,6 @@ from shared.cli.db import upgrade
 from shared.config import load_settings
 from shared.data.generate import write_file
 from shared.data.reader import inspect_file, plan_ranges, read_range
-from shared.db.models import screening_id
 from shared.etl.jobs import create_job, wait_for_job
 from shared.etl.sink import LOAD_COLUMNS, to_csv_bytes
 from shared.etl.transform import derive
@@ -113,9 +112,7 @@ def floor_load_data(path: Path, connections: int = 1) -> float:
     files = []
     folder = Path(tempfile.mkdtemp(prefix="nhis-floor-"))
     for r in plan_ranges(layout, 50_000):
-        frame = derive(read_range(layout, r).frame)
-        frame["id"] = screening_id(frame["year"], frame["subscriber_id"])
-        frame["job_id"], frame["chunk_index"] = 1, r.index
+        frame = derive(read_range(layout, r).frame, 1, r.index)
         target = folder / f"{r.index}.csv"
         target.write_bytes(to_csv_bytes(frame))
         files.append(target)

@@ -2,9 +2,11 @@
 
 Why: the ETL must know within seconds that the worker holding a chunk is gone (SIGKILL, host
 lost, OOM-killed child), and `/ready` must know whether any worker is up, without a broadcast
-`inspect ping` that holds a web worker for a second. A heartbeat names the node and the pids of its
-pool processes, so a chunk held by a pid that died while its node lives on (a child killed by the
-kernel and replaced by the pool) is recognised as lost too.
+`inspect ping` that holds a web worker for a second. A heartbeat names the node, the pids of its
+pool processes and the chunks its processes are running right now (from the worker's own table of
+active requests), so a chunk is known to be held exactly while its holder runs it: a holder that
+died with its node, a child killed by the kernel and replaced by the pool, or a process that gave
+the chunk up without being able to say so (the database was down) all count as gone.
 
 Storage: one Redis key per node with a TTL (`nhis:worker:<node>`, cache DB) when Redis is
 configured; in embedded mode (one host) one JSON file per node under `NHIS_DATA_DIR/workers`, alive
@@ -30,13 +32,14 @@ class WorkerBeat:
     queues: tuple[str, ...]
     started_at: float
     seen_at: float
+    chunks: tuple[tuple[int, int, int], ...] = ()  # (job_id, chunk_index, pid) running now
 
     def holds(self, pid: int | None) -> bool:
         return pid is None or pid in self.pids
 
     def as_dict(self) -> dict:
         return {"node": self.node, "pids": list(self.pids), "queues": list(self.queues),
-                "started_at": self.started_at, "seen_at": self.seen_at}
+                "started_at": self.started_at, "seen_at": self.seen_at, "chunks": [list(c) for c in self.chunks]}
 
 
 def ttl_seconds(settings) -> int:
@@ -91,6 +94,7 @@ def alive_workers(resources) -> dict[str, WorkerBeat]:
         out[data["node"]] = WorkerBeat(
             node=data["node"], pids=tuple(data["pids"]), queues=tuple(data["queues"]),
             started_at=data["started_at"], seen_at=data["seen_at"],
+            chunks=tuple(tuple(c) for c in data.get("chunks", ())),
         )
     return out
 
@@ -101,3 +105,18 @@ def holder_alive(workers: dict[str, WorkerBeat], node: str | None, pid: int | No
         return False
     beat = workers.get(node)
     return beat is not None and beat.holds(pid)
+
+
+def chunk_held(workers: dict[str, WorkerBeat], node: str | None, pid: int | None, job_id: int, chunk_index: int,
+               claimed_ago: float, settings) -> bool:
+    """Whether the claim (node, pid) on a chunk is still being worked on.
+
+    True when the holder's node lists the chunk as running in that pid, or when the claim is
+    younger than two heartbeats and the pid is alive (its node has not beaten since the claim).
+    """
+    beat = workers.get(node) if node is not None else None
+    if beat is None:
+        return False
+    if (job_id, chunk_index, pid) in beat.chunks:
+        return True
+    return claimed_ago < 2 * settings.worker_heartbeat_seconds + 1 and beat.holds(pid)

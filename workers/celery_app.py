@@ -41,13 +41,21 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         self.started_at = time.time()
 
     def _beat(self, c) -> None:
+        from celery.worker import state
+
+        from shared import task_names
         from shared.heartbeat import WorkerBeat, write_beat
 
         info = getattr(c.pool, "info", None) or {}
         pids = (os.getpid(), *info.get("processes", ()))
         queues = tuple(sorted(c.app.amqp.queues.consume_from or ()))
+        chunks = tuple(
+            (int(r.args[0]), int(r.args[1]), int(r.worker_pid))
+            for r in list(state.active_requests)
+            if r.task_name == task_names.ETL_LOAD_CHUNK and r.worker_pid and len(r.args or ()) >= 2
+        )
         try:
-            write_beat(c.app.resources, WorkerBeat(c.hostname, pids, queues, self.started_at, time.time()))
+            write_beat(c.app.resources, WorkerBeat(c.hostname, pids, queues, self.started_at, time.time(), chunks))
         except Exception:  # Redis or the disk briefly unavailable: the next beat tries again
             structlog.get_logger(__name__).warning("worker_heartbeat_failed", exc_info=True)
 
@@ -72,6 +80,16 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app = create_celery()
+
+
+@signals.worker_init.connect
+def _sweep_temp_files(**_kwargs) -> None:
+    """Chunk CSVs of processes killed before their cleanup ran (a SIGKILL) are removed at start."""
+    from shared.etl.tempfiles import sweep_temp_files
+
+    removed = sweep_temp_files()
+    if removed:
+        structlog.get_logger(__name__).info("etl_temp_files_swept", removed=removed)
 
 
 @signals.worker_process_init.connect
@@ -100,7 +118,7 @@ def _warm_stats_on_start(sender=None, **_kwargs) -> None:
     resources = app.resources
     try:
         if not has_snapshot(resources):
-            app.send_task(task_names.STATS_REFRESH, kwargs={"reason": "worker-start"})
+            resources.send_task(task_names.STATS_REFRESH, reason="worker-start")
         else:
             ensure_cache_warm(resources)
     except Exception:  # a missing table before migrations must not stop the worker

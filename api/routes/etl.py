@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
-from flask import request, url_for
+from flask import g, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from api.errors import ApiError
 from api.extensions import resources
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, EtlReject
-from shared.etl.jobs import JobInputError, create_job, get_job, list_jobs
+from shared.etl.jobs import JobConflict, JobInputError, cancel_job, get_job, list_jobs, submit_job
 
 URL_PREFIX = "/etl"
 blp = Blueprint("etl", __name__, description="Ingest NHIS files through Celery (scope etl:write)")
@@ -41,17 +42,43 @@ class RejectsQuerySchema(Schema):
                            metadata={"description": "cursor: the next_cursor of the previous page"})
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
 def _input_error(exc: JobInputError) -> ApiError:
+    if isinstance(exc, JobConflict):
+        url = url_for("etl.Job", job_id=exc.job_id)
+        return ApiError(409, exc.code, exc.message, {**exc.details, "url": url}, headers={"Location": url})
     return ApiError(exc.status, exc.code, exc.message, exc.details)
 
 
-def _accepted(job_id: int):
-    job = get_job(resources(), job_id)
-    links = {
+def _links(job_id: int) -> dict:
+    return {
         "self": url_for("etl.Job", job_id=job_id),
         "rejects": url_for("etl.Rejects", job_id=job_id),
+        "cancel": url_for("etl.Cancel", job_id=job_id),
     }
-    return {"job_id": job_id, "status": job["status"], "links": links}, 202, {"Location": links["self"]}
+
+
+def _accepted(submitted):
+    job = get_job(resources(), submitted.job_id)
+    links = _links(submitted.job_id)
+    headers = {"Location": links["self"]}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return {"job_id": submitted.job_id, "status": job["status"], "links": links}, 202, headers
+
+
+def _idempotency() -> dict:
+    """The Idempotency-Key header (<= 255 printable characters), scoped to the calling API key."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return {}
+    if not key or len(key) > 255 or not key.isprintable():
+        raise ApiError(422, "validation_error", f"invalid header: {IDEMPOTENCY_HEADER}",
+                       {"fields": {IDEMPOTENCY_HEADER: ["1 to 255 printable characters"]}})
+    key_id = getattr(g.get("api_key"), "id", None)
+    return {"idempotency_key": key, "idempotency_scope": f"key:{key_id}", "api_key_id": key_id}
 
 
 @blp.route("/jobs", methods=["POST"])
@@ -61,43 +88,62 @@ def _accepted(job_id: int):
 def create(body):
     """Create an ingest job from a JSON `{"path", "year"}` or a multipart upload (field `file`, optional `year`).
 
-    Uploads are streamed to NHIS_DATA_DIR/uploads; only `.csv` is accepted (415), larger than
-    NHIS_UPLOAD_MAX_MB is refused (413), and missing required columns are named (422).
+    The job loads its year into a new version; the current version stays what readers see until
+    the job succeeds. A year that already has a queued or running job answers 409 with that job's
+    id and URL. Send an `Idempotency-Key` header to make retries safe: the same key (from the same
+    API key, within 24 h) returns the job the first request created, with `Idempotent-Replayed:
+    true`; reusing a key for a different request is a 422. Uploads are written once to
+    NHIS_DATA_DIR/uploads and removed when the job ends (unless NHIS_KEEP_UPLOADS=1); only `.csv`
+    is accepted (415), larger than NHIS_UPLOAD_MAX_MB is refused (413), and missing required
+    columns are named (422).
     """
     res = resources()
+    idempotency = _idempotency()
     upload = request.files.get("file")
     if upload is not None:
-        return _accepted(_create_from_upload(res, upload))
+        return _accepted(_create_from_upload(res, upload, idempotency))
     if not body or not body.get("path"):
         raise ApiError(422, "validation_error", "invalid fields: path",
                        {"fields": {"path": ["send a JSON body with a path, or a multipart file"]}})
     try:
-        job_id = create_job(res, body["path"], expected_year=body.get("year"))
+        submitted = submit_job(res, body["path"], expected_year=body.get("year"), **idempotency)
     except JobInputError as exc:
         raise _input_error(exc) from None
-    return _accepted(job_id)
+    return _accepted(submitted)
 
 
-def _create_from_upload(res, upload) -> int:
+def _create_from_upload(res, upload, idempotency: dict):
     name = Path(upload.filename or "").name
-    if not name.lower().endswith(ALLOWED_SUFFIXES):
-        raise ApiError(415, "unsupported_media_type", "only .csv files can be ingested", {"filename": name})
-    year = None
-    if "year" in request.form:
-        try:
-            year = _REQUEST.load({"year": request.form["year"]})["year"]
-        except ValidationError as exc:
-            raise ApiError(422, "validation_error", "invalid fields: year",
-                           {"fields": exc.normalized_messages()}) from None
-    folder = res.settings.data_dir / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{uuid.uuid4().hex[:12]}-{name}"
-    upload.save(target)  # werkzeug streams the part to disk; the API never holds the file in memory
+    part = getattr(upload.stream, "name", None)  # the file werkzeug wrote (api/uploads.py)
     try:
-        return create_job(res, target, expected_year=year, original_filename=name)
-    except JobInputError as exc:
-        target.unlink(missing_ok=True)
-        raise _input_error(exc) from None
+        if not name.lower().endswith(ALLOWED_SUFFIXES):
+            raise ApiError(415, "unsupported_media_type", "only .csv files can be ingested", {"filename": name})
+        year = None
+        if "year" in request.form:
+            try:
+                year = _REQUEST.load({"year": request.form["year"]})["year"]
+            except ValidationError as exc:
+                raise ApiError(422, "validation_error", "invalid fields: year",
+                               {"fields": exc.normalized_messages()}) from None
+        target = res.settings.data_dir / "uploads" / f"{uuid.uuid4().hex[:12]}-{name}"
+        if isinstance(part, str):
+            upload.stream.flush()
+            os.replace(part, target)  # the bytes were written once; this only names them
+            part = None
+        else:  # a small part werkzeug kept in memory
+            upload.save(target)
+        try:
+            submitted = submit_job(res, target, expected_year=year, original_filename=name, upload=True,
+                                   **idempotency)
+        except JobInputError as exc:
+            target.unlink(missing_ok=True)
+            raise _input_error(exc) from None
+        if submitted.replayed:  # the first request's upload is the one the job reads
+            target.unlink(missing_ok=True)
+        return submitted
+    finally:
+        if isinstance(part, str):
+            Path(part).unlink(missing_ok=True)
 
 
 @blp.route("/jobs", methods=["GET"])
@@ -116,6 +162,18 @@ def show(job_id: int):
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id}")
     return job
+
+
+@blp.route("/jobs/<int:job_id>/cancel", methods=["POST"], endpoint="Cancel")
+@requires("etl:write")
+def cancel(job_id: int):
+    """Cancel a queued or running job: queued chunks are dropped, running ones stop at their next
+    check, its version is discarded and the previous version of the year stays current.
+    Cancelling a cancelled job answers the same; a job that already succeeded or failed is a 409."""
+    try:
+        return cancel_job(resources(), job_id)
+    except JobInputError as exc:
+        raise _input_error(exc) from None
 
 
 @blp.route("/jobs/<int:job_id>/rejects", endpoint="Rejects")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from api.extensions import resources
 from shared import task_names
 from shared.db.engine import unit_of_work
-from shared.db.models import EtlJob, StatsPartial
+from shared.db.models import EtlJob, YearVersion
 from shared.stats.store import read_meta
 
 bp = Blueprint("metrics", __name__)
@@ -25,14 +25,13 @@ class SystemCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("nhis_etl_jobs", "ETL jobs by status", labels=["status"])
-        rows = GaugeMetricFamily("nhis_screening_rows", "rows of the current (succeeded) jobs")
+        rows = GaugeMetricFamily("nhis_screening_rows", "rows of the current version of every year")
         with unit_of_work(self.res.sessions) as session:
             for status, n in session.execute(select(EtlJob.status, func.count()).group_by(EtlJob.status)):
                 jobs.add_metric([status], n)
-            current = select(StatsPartial.job_id).distinct()
             rows.add_metric([], session.scalar(
                 select(func.coalesce(func.sum(EtlJob.rows_loaded), 0))
-                .where(EtlJob.status == "succeeded", EtlJob.id.in_(current))))  # no COUNT(*) over 1M rows
+                .where(EtlJob.id.in_(select(YearVersion.job_id)))))  # no COUNT(*) over 1M rows
         yield jobs
         yield rows
         meta = read_meta(self.res)

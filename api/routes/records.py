@@ -13,7 +13,14 @@ from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
 from shared.data.catalog import AGE_GROUPS, PROVINCES
-from shared.db.models import DERIVED_SQL_TYPES, FLAG_COLUMNS, MEASUREMENT_COLUMNS, screenings
+from shared.db.models import (
+    DERIVED_SQL_TYPES,
+    FLAG_COLUMNS,
+    ID_YEAR_FACTOR,
+    MEASUREMENT_COLUMNS,
+    YearVersion,
+    screenings,
+)
 from shared.rules import CATEGORY_LEVELS, DISCLAIMER
 
 URL_PREFIX = "/records"
@@ -83,26 +90,41 @@ def summary(row) -> dict:
     }
 
 
+def current_versions(conn) -> dict[int, int]:
+    """year -> the job whose rows are the year's current version (what every read shows)."""
+    return dict(conn.execute(select(YearVersion.year, YearVersion.job_id)).all())
+
+
 @blp.route("", methods=["GET"])
 @blp.arguments(RecordsQuerySchema(), location="query")
 @requires("records:read")
 def index(query):
-    """Browse records in id order with filters; `limit` ≤ 100; follow `next_cursor`."""
+    """Browse records of the current version of each year in id order (year by year, since ids
+    start with the year) with filters; `limit` ≤ 100; follow `next_cursor`."""
     t = screenings.c
     conds = []
-    for name in ("year", "age_group", "province", "risk_group"):
+    for name in ("age_group", "province", "risk_group"):
         if name in query:
             conds.append(t[name] == query[name])
     if "sex" in query:
         conds.append(t.sex == (1 if query["sex"] == "M" else 2))
     for flag in query.get("flag", []):
         conds.append(t["flag_" + flag].is_(True))
-    if "cursor" in query:
-        conds.append(t.id > _decode_cursor(query["cursor"]))
+    after = _decode_cursor(query["cursor"]) if "cursor" in query else -1
     limit = query["limit"]
-    stmt = select(*(t[c] for c in LIST_COLUMNS)).where(and_(*conds)).order_by(t.id).limit(limit + 1)
+    rows: list = []
     with resources().engine.connect() as conn:
-        rows = [r._mapping for r in conn.execute(stmt)]
+        versions = current_versions(conn)
+        years = [y for y in sorted(versions) if y >= after // ID_YEAR_FACTOR]
+        if "year" in query:
+            years = [y for y in years if y == query["year"]]
+        for year in years:  # each year's version is one key range: (job_id, id > after)
+            stmt = (select(*(t[c] for c in LIST_COLUMNS))
+                    .where(and_(t.job_id == versions[year], t.id > after, *conds))
+                    .order_by(t.id).limit(limit + 1 - len(rows)))
+            rows.extend(r._mapping for r in conn.execute(stmt))
+            if len(rows) > limit:
+                break
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -115,9 +137,13 @@ def index(query):
 @blp.route("/<int:record_id>", methods=["GET"])
 @requires("records:read")
 def show(record_id: int):
-    """One person: measurements, derived values, flags, categories, rule version."""
+    """One person of the current version of their year: measurements, derived values, flags,
+    categories, rule version."""
     with resources().engine.connect() as conn:
-        row = conn.execute(select(screenings).where(screenings.c.id == record_id)).first()
+        job_id = conn.scalar(select(YearVersion.job_id).where(YearVersion.year == record_id // ID_YEAR_FACTOR))
+        row = None if job_id is None else conn.execute(
+            select(screenings).where(screenings.c.job_id == job_id, screenings.c.id == record_id)
+        ).first()
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     r = row._mapping

@@ -117,5 +117,5 @@ for _endpoint in ENDPOINTS:
 @requires("admin")
 def refresh():
     """Enqueue a recompute of every statistic (scope admin)."""
-    result = resources().producer.send_task(task_names.STATS_REFRESH, kwargs={"reason": "api"})
+    result = resources().send_task(task_names.STATS_REFRESH, reason="api")
     return {"task_id": result.id, "status": "queued"}

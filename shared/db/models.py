@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.etl.states import ChunkStatus, JobPhase, JobStatus, VersionState
 from shared.rules import CATEGORY_LEVELS
 from shared.rules.table import FLAG_RULES
 
@@ -133,10 +134,13 @@ def _typed(sql_type) -> object:
 screenings = Table(
     "screenings",
     Base.metadata,
-    # id = year * 10**10 + subscriber_id: unique on (year, subscriber id), stable across reloads, and
+    # Primary key (job_id, id): every job writes its own version of its year, one contiguous key
+    # range, so a reload never touches the rows readers see, the swap is a pointer change
+    # (year_versions) and an old version is deleted in cheap key-range batches.
+    # id = year * 10**10 + subscriber_id: unique on (year, subscriber id), stable across reloads,
     # assigned by the ETL, so parallel LOAD DATA never contends for an AUTO_INCREMENT lock, and a
-    # chunk loaded twice REPLACEs its own rows. No secondary index: each one costs load time, and
-    # statistics come from partial aggregates, records page by primary key.
+    # chunk loaded twice REPLACEs its own rows.
+    Column("job_id", Integer, primary_key=True, autoincrement=False),
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("year", SmallInteger, nullable=False),
     Column("subscriber_id", BigInteger, nullable=False),
@@ -146,7 +150,6 @@ screenings = Table(
     Column("release_date", String(10)),
     *(Column(name, _typed(t)) for name, t in DERIVED_SQL_TYPES.items()),
     Column("rule_version", String(16), nullable=False),
-    Column("job_id", Integer, nullable=False),
     Column("chunk_index", Integer, nullable=False),
     Column("line_no", Integer, nullable=False),
 )
@@ -160,8 +163,19 @@ class EtlJob(Base):
     __tablename__ = "etl_jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
-    phase: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=JobStatus.QUEUED)
+    phase: Mapped[str] = mapped_column(String(16), nullable=False, default=JobPhase.QUEUED)
+    # The job's year while it is queued or running, NULL once it ended: the unique index allows
+    # one running job per year (a second one is refused with 409).
+    active_year: Mapped[int | None] = mapped_column(SmallInteger)
+    version_state: Mapped[str] = mapped_column(String(10), nullable=False, default=VersionState.LOADING)
+    # sha256 of "<who>:<Idempotency-Key>" and of the request it came with (a retry returns the job)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    upload: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    options: Mapped[str | None] = mapped_column(Text)  # JSON: what planning decided for the reader
     source_path: Mapped[str] = mapped_column(String(1024), nullable=False)
     original_filename: Mapped[str | None] = mapped_column(String(255))
     expected_year: Mapped[int | None] = mapped_column(SmallInteger)
@@ -182,9 +196,15 @@ class EtlJob(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     planned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_etl_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_etl_jobs_status", "status"),
+        Index("ix_etl_jobs_version_state", "version_state"),
+        UniqueConstraint("active_year", name="uq_etl_jobs_active_year"),
+        UniqueConstraint("idempotency_key", name="uq_etl_jobs_idempotency_key"),
+    )
 
 
 class EtlChunk(Base):
@@ -197,8 +217,12 @@ class EtlChunk(Base):
     byte_end: Mapped[int] = mapped_column(BigInteger, nullable=False)
     first_line_no: Mapped[int] = mapped_column(Integer, nullable=False)
     n_lines: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    checksum: Mapped[int | None] = mapped_column(BigInteger)  # crc32 of the range at planning
+    oversized: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # one over-long line
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=ChunkStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # claims, counted at claim
+    worker: Mapped[str | None] = mapped_column(String(255))  # Celery node name of the last claim
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
     rows_loaded: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -224,11 +248,31 @@ class EtlReject(Base):
     chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
     line_no: Mapped[int] = mapped_column(Integer, nullable=False)
     column_name: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str] = mapped_column(String(255), nullable=False)
     raw_value: Mapped[str | None] = mapped_column(String(255))
     whole_row: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
     __table_args__ = (Index("ix_etl_rejects_job_chunk_line", "job_id", "chunk_index", "line_no"),)
+
+
+class EtlDuplicate(Base):
+    """A line whose subscriber id appeared earlier in the same file (found at planning)."""
+
+    __tablename__ = "etl_duplicates"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class YearVersion(Base):
+    """The pointer to the current version (the job whose rows readers see) of each year."""
+
+    __tablename__ = "year_versions"
+
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    activated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 
 class StatsPartial(Base):

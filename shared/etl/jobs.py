@@ -1,26 +1,30 @@
-"""ETL jobs as the API and CLI see them: create (commit, then enqueue), describe, wait."""
+"""ETL jobs as the API and CLI see them: create (commit, then enqueue), cancel, describe, wait.
+
+A job loads one year into its own version of that year. Creating a job for a year that already has
+a queued or running one is refused (`JobConflict`, HTTP 409): the unique `active_year` column makes
+the database the arbiter, so two concurrent requests cannot both win. A request carrying an
+idempotency key returns the job the first request with that key created.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from shared import task_names
-from shared.data.reader import (
-    EmptyFileError,
-    EncodingError,
-    MissingColumnsError,
-    NotCsvError,
-    ReaderError,
-    inspect_file,
-)
 from shared.db.engine import unit_of_work
-from shared.db.models import EtlJob, utcnow
+from shared.db.models import EtlChunk, EtlJob, utcnow
+from shared.etl.states import ACTIVE_JOB, ChunkStatus, JobPhase, JobStatus, VersionState
 
-TERMINAL = ("succeeded", "failed")
+TERMINAL = tuple(s.value for s in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED))
+IDEMPOTENCY_HOURS = 24  # a key is honoured this long, as payment APIs do
 
 
 class JobInputError(ValueError):
@@ -29,6 +33,15 @@ class JobInputError(ValueError):
     def __init__(self, status: int, code: str, message: str, details: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class JobConflict(JobInputError):
+    """The year already has a queued or running job (`job_id`)."""
+
+    def __init__(self, year: int, job_id: int):
+        super().__init__(409, "job_running", f"year {year} already has a running job ({job_id}); "
+                         "wait for it or cancel it first", {"year": year, "job_id": job_id})
+        self.year, self.job_id = year, job_id
 
 
 def resolve_source(settings, path: str | Path) -> Path:
@@ -46,15 +59,9 @@ def resolve_source(settings, path: str | Path) -> Path:
     return resolved
 
 
-def precheck(path: Path) -> None:
-    """Read the header only (never the file) so a bad file is refused before a job exists."""
-    try:
-        inspect_file(path)
-    except ReaderError as exc:
-        raise reader_error_to_input_error(exc) from None
+def reader_error_to_input_error(exc) -> JobInputError:
+    from shared.data.reader import EmptyFileError, EncodingError, MissingColumnsError, NotCsvError
 
-
-def reader_error_to_input_error(exc: ReaderError) -> JobInputError:
     if isinstance(exc, MissingColumnsError):
         return JobInputError(422, "missing_columns", str(exc), {"missing": exc.missing})
     if isinstance(exc, NotCsvError):
@@ -66,22 +73,167 @@ def reader_error_to_input_error(exc: ReaderError) -> JobInputError:
     return JobInputError(422, "unreadable_file", str(exc))
 
 
-def create_job(resources, path: str | Path, expected_year: int | None = None,
-               original_filename: str | None = None, check: bool = True) -> int:
-    """Insert the job row, commit it, then enqueue planning by name (never the other way round)."""
+def job_year(path: Path, expected_year: int | None) -> int:
+    """The year the job loads: the one asked for, else the year of the file's first data lines.
+
+    The header is read (a bad file is refused before a job exists) and, without a year, the first
+    lines; rows of any other year become rejects, never deletions elsewhere. (The reader, and with
+    it pandas, is imported here only: the web process loads it for job creation alone.)
+    """
+    from shared.data.reader import ReaderError, inspect_file
+
+    try:
+        layout = inspect_file(path)
+        if expected_year is not None:
+            return expected_year
+        year = _sniff_year(layout)
+    except ReaderError as exc:
+        raise reader_error_to_input_error(exc) from None
+    if year is None:
+        raise JobInputError(422, "year_unknown", "the first data lines carry no readable year; "
+                            "send the year with the request", {"field": "year"})
+    return year
+
+
+def _sniff_year(layout, head: int = 64 * 1024) -> int | None:
+    """The commonest year among the complete lines of the first `head` bytes of the body."""
+    from shared.data.reader import parse_bytes
+
+    with open(layout.path, "rb") as handle:
+        handle.seek(layout.header_bytes)
+        data = handle.read(head)
+    if len(data) == head:
+        data = data[: data.rfind(b"\n") + 1]
+    years = parse_bytes(layout, data, 2).frame["year"]
+    return int(years.mode().iloc[0]) if len(years) else None
+
+
+def idempotency_digest(scope: str, key: str) -> str:
+    return hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+
+def file_idempotency_key(path: Path, year: int | None) -> str:
+    """What the CLI sends: the file's content hash and the year (a retry of the same file is one job)."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"file-{digest.hexdigest()}-{year or 'auto'}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    replayed: bool  # an earlier request with the same idempotency key created the job
+
+
+def create_job(resources, path: str | Path, expected_year: int | None = None, **kwargs) -> int:
+    """`submit_job` for callers that need only the id."""
+    return submit_job(resources, path, expected_year, **kwargs).job_id
+
+
+def submit_job(resources, path: str | Path, expected_year: int | None = None,
+               original_filename: str | None = None, *, idempotency_key: str | None = None,
+               idempotency_scope: str = "local", api_key_id: int | None = None,
+               upload: bool = False) -> Submitted:
+    """Insert the job row, commit it, then enqueue planning by name (never the other way round).
+
+    Raises JobConflict when the year has a running job, JobInputError for a bad file or a reused
+    idempotency key with a different request.
+    """
     source = resolve_source(resources.settings, path)
-    if check:
-        precheck(source)
-    with unit_of_work(resources.sessions) as session:
-        job = EtlJob(
-            status="queued", phase="queued", source_path=str(source), expected_year=expected_year,
-            original_filename=original_filename or source.name, file_size=source.stat().st_size,
-        )
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    year = job_year(source, expected_year)
+    stat = source.stat()
+    name = original_filename or source.name
+    digest = fingerprint = None
+    if idempotency_key:
+        digest = idempotency_digest(idempotency_scope, idempotency_key)
+        fingerprint = hashlib.sha256(json.dumps(
+            [name, stat.st_size, expected_year] if upload else [str(source), stat.st_size, expected_year]
+        ).encode()).hexdigest()
+        existing = _replay(resources, digest, fingerprint)
+        if existing is not None:
+            return Submitted(existing, True)
+    try:
+        with unit_of_work(resources.sessions) as session:
+            job = EtlJob(
+                status=JobStatus.QUEUED, phase=JobPhase.QUEUED, source_path=str(source),
+                expected_year=expected_year, year=year, active_year=year, original_filename=name,
+                file_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns, upload=upload,
+                idempotency_key=digest, request_fingerprint=fingerprint, api_key_id=api_key_id,
+                version_state=VersionState.LOADING,
+            )
+            session.add(job)
+            session.flush()
+            job_id = job.id
+    except IntegrityError:
+        if digest is not None:  # a concurrent request with the same key won the insert
+            existing = _replay(resources, digest, fingerprint)
+            if existing is not None:
+                return Submitted(existing, True)
+        running = running_job_for_year(resources, year)
+        if running is not None:
+            raise JobConflict(year, running) from None
+        raise
     resources.send_task(task_names.ETL_PLAN_JOB, job_id)
-    return job_id
+    return Submitted(job_id, False)
+
+
+def _replay(resources, digest: str, fingerprint: str) -> int | None:
+    """The job an earlier request with this key created, if the key is still honoured."""
+    with unit_of_work(resources.sessions) as session:
+        job = session.scalar(select(EtlJob).where(EtlJob.idempotency_key == digest))
+        if job is None:
+            return None
+        if utcnow() - job.created_at > dt.timedelta(hours=IDEMPOTENCY_HOURS):
+            job.idempotency_key = None  # expired: the key may start a new job
+            return None
+        if job.request_fingerprint != fingerprint:
+            raise JobInputError(422, "idempotency_key_reused",
+                                "this Idempotency-Key was used for a different request",
+                                {"job_id": job.id, "field": "Idempotency-Key"})
+        return job.id
+
+
+def running_job_for_year(resources, year: int) -> int | None:
+    with unit_of_work(resources.sessions) as session:
+        return session.scalar(select(EtlJob.id).where(EtlJob.active_year == year))
+
+
+def end_job(session, job_id: int, status: JobStatus, message: str | None = None) -> bool:
+    """Move an active job to a terminal failed/cancelled state (guarded); its version is discarded.
+
+    Returns False when the job had already ended (someone else won the race).
+    """
+    phase = JobPhase.CANCELLED if status is JobStatus.CANCELLED else JobPhase.FAILED
+    ended = session.execute(
+        update(EtlJob).where(EtlJob.id == job_id, EtlJob.status.in_([s.value for s in ACTIVE_JOB]))
+        .values(status=status, phase=phase, error=(message or "")[:4000] or None, finished_at=utcnow(),
+                active_year=None, version_state=VersionState.DISCARDED)
+    ).rowcount
+    if ended:
+        session.execute(
+            update(EtlChunk).where(EtlChunk.job_id == job_id, EtlChunk.status == ChunkStatus.QUEUED)
+            .values(status=ChunkStatus.CANCELLED)
+        )
+    return bool(ended)
+
+
+def cancel_job(resources, job_id: int) -> dict:
+    """Stop a queued or running job: queued chunks are dropped, running ones stop at their next
+    check, the version is discarded and the previous one stays current. Idempotent."""
+    with unit_of_work(resources.sessions) as session:
+        job = session.get(EtlJob, job_id)
+        if job is None:
+            raise JobInputError(404, "not_found", f"no job {job_id}")
+        status = JobStatus(job.status)
+        if status.terminal and status is not JobStatus.CANCELLED:
+            raise JobInputError(409, "job_ended", f"job {job_id} already {status.value}; nothing to cancel",
+                                {"job_id": job_id, "status": status.value})
+        ended = end_job(session, job_id, JobStatus.CANCELLED, "cancelled on request")
+    if ended:
+        resources.send_task(task_names.ETL_PURGE_VERSIONS)
+    return get_job(resources, job_id)
 
 
 def describe(job: EtlJob) -> dict:
@@ -95,6 +247,7 @@ def describe(job: EtlJob) -> dict:
         "file": job.original_filename,
         "year": job.year,
         "expected_year": job.expected_year,
+        "version": {"state": job.version_state, "current": job.version_state == VersionState.CURRENT},
         "encoding": job.encoding,
         "file_size": job.file_size,
         "progress": {
