@@ -120,3 +120,14 @@ def chunk_held(workers: dict[str, WorkerBeat], node: str | None, pid: int | None
     if (job_id, chunk_index, pid) in beat.chunks:
         return True
     return claimed_ago < 2 * settings.worker_heartbeat_seconds + 1 and beat.holds(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True

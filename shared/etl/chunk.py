@@ -22,7 +22,7 @@ from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlDuplicate, EtlJob, EtlReject, StatsPartial, utcnow
 from shared.etl.jobs import end_job
 from shared.etl.states import ChunkStatus, JobStatus
-from shared.heartbeat import alive_workers, chunk_held
+from shared.heartbeat import alive_workers, chunk_held, pid_alive
 
 log = structlog.get_logger(__name__)
 
@@ -83,13 +83,7 @@ def claim_chunk(resources, job_id: int, chunk_index: int, worker: str, pid: int)
         if chunk.status not in (ChunkStatus.QUEUED, ChunkStatus.RUNNING):
             return None
         if chunk.status == ChunkStatus.RUNNING and (chunk.worker, chunk.worker_pid) != (worker, pid):
-            claimed_ago = (utcnow() - chunk.started_at).total_seconds() if chunk.started_at else 1e9
-            try:
-                held = chunk_held(alive_workers(resources), chunk.worker, chunk.worker_pid, job_id, chunk_index,
-                                  claimed_ago, resources.settings)
-            except Exception:  # heartbeats unreadable: do not take over; the reaper's timeout will
-                held = True
-            if held:
+            if not _holder_gone(resources, chunk, worker):
                 return None
         if chunk.attempts >= limit:
             reason = f": {chunk.error}" if chunk.error else " (its worker was lost each time)"
@@ -110,6 +104,23 @@ def claim_chunk(resources, job_id: int, chunk_index: int, worker: str, pid: int)
     return claim
 
 
+def _holder_gone(resources, chunk: EtlChunk, worker: str) -> bool:
+    """Whether the process that claimed the chunk no longer works on it.
+
+    On the holder's own node (node names are per host) its pid is checked directly: a child killed
+    a moment ago is gone even before the node's next heartbeat says so, which matters because the
+    broker redelivers its message at once. Elsewhere the heartbeats decide.
+    """
+    if chunk.worker == worker and chunk.worker_pid:
+        return not pid_alive(chunk.worker_pid)
+    claimed_ago = (utcnow() - chunk.started_at).total_seconds() if chunk.started_at else 1e9
+    try:
+        return not chunk_held(alive_workers(resources), chunk.worker, chunk.worker_pid, chunk.job_id,
+                              chunk.chunk_index, claimed_ago, resources.settings)
+    except Exception:  # heartbeats unreadable: do not take over; the reaper's timeout will
+        return False
+
+
 def release_chunk(resources, claim: Claim, error: str) -> bool:
     """Hand the chunk back (queued, error kept) after a failed attempt; the retry claims it again."""
     with unit_of_work(resources.sessions) as session:
@@ -117,6 +128,16 @@ def release_chunk(resources, claim: Claim, error: str) -> bool:
             update(EtlChunk).where(claim.guard()).values(status=ChunkStatus.QUEUED, error=error[:2000],
                                                           enqueued_at=utcnow())
         ).rowcount)
+
+
+def stop_for_ended_job(resources, claim: Claim) -> None:
+    """The job was cancelled or failed while this chunk ran: the chunk ends too (if still ours)."""
+    with unit_of_work(resources.sessions) as session:
+        session.execute(
+            update(EtlChunk).where(claim.guard(), EtlChunk.job_id.in_(
+                select(EtlJob.id).where(EtlJob.id == claim.job_id, EtlJob.status != JobStatus.RUNNING)))
+            .values(status=ChunkStatus.CANCELLED, finished_at=utcnow())
+        )
 
 
 def job_still_running(resources, job_id: int) -> bool:
@@ -162,6 +183,7 @@ def run_claim(resources, claim: Claim) -> dict:
     del duplicates  # consumed by the reader once it takes the planning decisions
 
     if not job_still_running(resources, claim.job_id):  # cancelled while we read: stop here
+        stop_for_ended_job(resources, claim)
         return {"skipped": True, "reason": "job ended"}
 
     t = time.perf_counter()
@@ -203,6 +225,7 @@ def run_claim(resources, claim: Claim) -> dict:
         ).rowcount
         if not counted:  # another process took the chunk over, or the job ended: keep nothing
             session.rollback()
+            stop_for_ended_job(resources, claim)
             return {"skipped": True, "reason": "claim lost or job ended"}
         done, total = conn.execute(
             select(EtlJob.chunks_done, EtlJob.chunks_total).where(EtlJob.id == claim.job_id)

@@ -7,9 +7,10 @@ runs when it starts removes the files of processes that no longer exist.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
+
+from shared.heartbeat import pid_alive
 
 TEMP_PREFIX = "nhis-chunk-"
 
@@ -19,7 +20,7 @@ def sweep_temp_files(folder: str | None = None) -> int:
     removed = 0
     for path in Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*.csv"):
         pid_text = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
             continue
         try:
             path.unlink()
@@ -28,12 +29,3 @@ def sweep_temp_files(folder: str | None = None) -> int:
             continue
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError
 
 from shared import task_names
 from shared.etl import chunk as chunk_mod
@@ -25,10 +26,16 @@ def plan(job_id: int) -> None:
     plan_job(app.resources, job_id)
 
 
-@app.task(name=task_names.ETL_LOAD_CHUNK, bind=True, max_retries=None)
+DB_RETRY_SECONDS = 5
+
+
+@app.task(name=task_names.ETL_LOAD_CHUNK, bind=True, max_retries=60)
 def load_chunk(self, job_id: int, chunk_index: int) -> dict:
     resources = app.resources
-    claim = chunk_mod.claim_chunk(resources, job_id, chunk_index, self.request.hostname, os.getpid())
+    try:
+        claim = chunk_mod.claim_chunk(resources, job_id, chunk_index, self.request.hostname, os.getpid())
+    except DBAPIError as exc:  # the database is unreachable: try again shortly (the reaper also re-sends)
+        raise self.retry(exc=exc, countdown=DB_RETRY_SECONDS) from exc
     if claim is None:
         return {"skipped": True}
     try:
