@@ -27,12 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.data.catalog import (
+    AGE_2013_OFFSET,
+    AGE_SCHEME_2013,
+    AGE_SCHEME_OF_STYLE,
     BY_NAME,
     CANONICAL_COLUMNS,
+    DRINKING_BLANK_STYLES,
     INT_COLUMNS,
     RELEASE_HEADERS,
     STYLE_COLUMNS,
     STYLES,
+    canonical_province,
     style_for_year,
 )
 
@@ -88,9 +93,9 @@ def generate_frame(
     ``write_file(..., garbage=False)``; with ``garbage=True`` it holds the published garbage codes.
     """
     style = style or style_for_year(year)
-    blocks = [_finish(block, style) for block in _blocks(rows, year, seed, start_id, style, garbage)]
+    blocks = [_as_read(_finish(block, style), style) for block in _blocks(rows, year, seed, start_id, style, garbage)]
     if not blocks:
-        return _to_frame(_finish(_people(0, year, style, np.random.default_rng(0), start_id), style))
+        return _to_frame(_as_read(_finish(_people(0, year, style, np.random.default_rng(0), start_id), style), style))
     merged = {c: np.concatenate([b[c] for b in blocks]) for c in CANONICAL_COLUMNS}
     return _to_frame(merged)
 
@@ -126,8 +131,9 @@ def write_file(
 
 def format_block(columns: dict[str, np.ndarray], style: str, newline: str = "\r\n") -> memoryview:
     """ASCII CSV body bytes for one block, in the column order and number formats of ``style``."""
+    columns = _as_published(columns, style)
     texts = [_format_column(columns[c], _decimals(c, style), c) for c in STYLE_COLUMNS[style]]
-    if "release_date" in STYLE_COLUMNS[style] and style != "2020":  # 20181126-style integer
+    if "release_date" in STYLE_COLUMNS[style] and style not in ISO_DATE_STYLES:  # 20181126-style integer
         at = STYLE_COLUMNS[style].index("release_date")
         texts[at] = pc.replace_substring(texts[at], "-", "")
     lines = pc.binary_join_element_wise(*texts, ",")
@@ -173,14 +179,40 @@ def _finish(block: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _as_published(columns: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
+    """The quirks a release writes into its file: old age numbering, "does not drink" as a blank."""
+    out = columns
+    if AGE_SCHEME_OF_STYLE.get(style) == AGE_SCHEME_2013:
+        out = {**out, "age_group": out["age_group"] - AGE_2013_OFFSET}
+    if style in DRINKING_BLANK_STYLES:
+        out = {**out, "drinking": np.where(out["drinking"] == 0, np.nan, out["drinking"])}
+    return out
+
+
+def _as_read(columns: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
+    """What the reader makes of a block written in ``style``: canonical provinces; in a release that
+    writes "does not drink" as a blank, every blank (unknown ones too) read as 0."""
+    out = {**columns, "province": canonical_province(columns["province"])}
+    if style in DRINKING_BLANK_STYLES:
+        out["drinking"] = np.where(np.isnan(out["drinking"]), 0.0, out["drinking"])
+    return out
+
+
 def _decimals(column: str, style: str) -> int:
-    if column == "waist_cm" and style == "2014":
-        return 0  # the 2014 file writes waist as an integer (FS)
+    if column == "waist_cm" and style in ("2014", "2013"):
+        return 0  # the 2014 file writes waist as an integer (FS); 2013 assumed the same
     return BY_NAME[column].decimals
 
 
+ISO_DATE_STYLES = frozenset({"2020", "2019"})
+
+
 def _release_date(year: int, style: str) -> str | None:
-    """ISO release date of a style; written 20181126-style except in the 2020 style."""
+    """ISO release date of a style; written 20181126-style except in the ISO_DATE_STYLES."""
+    if style == "2013":
+        return f"{year + 3}-12-20"  # [inferred] released with the 2002-2015 files, like 2014's 20161220
+    if style == "2019":
+        return f"{year + 1}-12-31"  # [inferred] from the file names ..._20191231 / ..._20201231
     if style == "2014":
         return f"{year + 2}-12-20"  # 2014 file: 데이터 기준일자 20161220 (FS)
     if style in ("2017", "english"):
