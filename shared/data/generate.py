@@ -3,7 +3,7 @@
 Why synthetic: the real file (1,000,000 rows a year, cp949) cannot be downloaded here. The
 generator reproduces the format exactly (header spelling and order, encoding, value formats, empty
 fields for missing values, rare garbage codes) and the joint distributions closely enough that the
-prevalence anchors of nhis-data.md §3 hold (tested in tests/unit/test_generator.py).
+prevalence anchors of docs/DATA.md §4 hold (tested in tests/unit/test_generator.py).
 
 Model, in one paragraph: sex and age band are drawn from the published composition; true
 (continuous) height and BMI are drawn by sex and age, weight follows from them, and only then are
@@ -14,6 +14,11 @@ Friedewald (blank when TG >= 400); GGT rises with drinking; haemoglobin and crea
 sex. Everything is vectorised numpy; rows are produced in fixed blocks of BLOCK_ROWS, each with its
 own seed derived from (seed, block), so a file and a frame of the same arguments hold the same rows
 whatever the chunking of the caller.
+
+Release quirks are applied only where a file is written (``_as_published``: the 1-14 age numbering
+of the "2013" style, "does not drink" as a blank in the "2019" style) and undone where the frame is
+built (``_as_read``: what the reader makes of them, plus canonical province codes), so the people
+are the same in every style and the other styles' files are unchanged.
 """
 
 from __future__ import annotations
@@ -44,14 +49,14 @@ from shared.data.catalog import (
 BLOCK_ROWS = 100_000
 ENCODINGS = ("cp949", "euc-kr", "utf-8", "utf-8-sig")
 
-# Age bands 5..18 (20-24 .. 85+): mean age ~47, quartiles near 35/45/60 (2017, #26433873597).
+# Age bands 5..18 (20-24 .. 85+): mean age ~47, quartiles near 35/45/60 (2017, KG-2017).
 AGE_BANDS = np.arange(5, 19)
 AGE_WEIGHTS = np.array([6.0, 8.5, 9, 9.5, 10.5, 10.5, 11, 10, 8.5, 6.5, 4.5, 3, 1.8, 0.7])
-# 2020 file is 40+ only: 40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 % (#48137356031).
+# 2020 file is 40+ only: 40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 % (NB-2020).
 AGE_BANDS_2020 = np.arange(9, 19)
 AGE_WEIGHTS_2020 = np.array([15.4, 14.6, 16.4, 15.4, 13.3, 10.9, 6.4, 4.6, 2.1, 0.9])
 
-# Province shares of the 2020 file (#48137356031), percent.
+# Province shares of the 2020 file (NB-2020), percent.
 PROVINCE_SHARES = {
     41: 24.74, 11: 16.62, 26: 6.90, 48: 6.85, 28: 5.83, 47: 5.44, 27: 4.84, 44: 4.26, 45: 3.81,
     46: 3.80, 43: 3.40, 42: 3.20, 30: 3.01, 29: 2.85, 31: 2.60, 49: 1.19, 36: 0.65,
@@ -216,9 +221,9 @@ def _release_date(year: int, style: str) -> str | None:
     if style == "2014":
         return f"{year + 2}-12-20"  # 2014 file: 데이터 기준일자 20161220 (FS)
     if style in ("2017", "english"):
-        return f"{year + 1}-11-26"  # 2017 file: 데이터공개일자 20181126 (#11083357323)
+        return f"{year + 1}-11-26"  # 2017 file: 데이터공개일자 20181126 (NB-2017)
     if style == "2020":
-        return f"{year + 1}-12-29"  # 2020 file: 데이터 공개일자 2021-12-29 (#25941823324)
+        return f"{year + 1}-12-29"  # 2020 file: 데이터 공개일자 2021-12-29 (NB-2020)
     return None  # 2023/2024: no date column
 
 
@@ -340,7 +345,7 @@ def _people(n: int, year: int, style: str, rng: np.random.Generator, first_id: i
 
 def _blank_missing(cols: dict[str, np.ndarray], year: int, male: np.ndarray, age: np.ndarray,
                    rng: np.random.Generator) -> None:
-    """Blank cells the way the releases do (nhis-data.md §2.2, §3.4)."""
+    """Blank cells the way the releases do (docs/DATA.md §4)."""
     n = len(male)
     lipids = ("total_cholesterol", "triglycerides", "hdl", "ldl")
     if year >= 2018:  # lipids every 4 years since 2018, men from 24, women from 40

@@ -400,8 +400,8 @@ def scan_file(
 ) -> FileScan:
     """Read the body once in blocks: ranges (by lines and bytes, with checksums) and the profile.
 
-    Memory is bounded by ``block_bytes + max_line_bytes`` for the bytes, plus about 17 bytes per
-    row for the duplicate check (1M rows: 17 MB). Raises FileChangedError if the file changes while
+    Memory is bounded by ``block_bytes + max_line_bytes`` for the bytes, plus 21 bytes per row for
+    the file-wide checks (1M rows: 21 MB). Raises FileChangedError if the file changes while
     it is read.
     """
     _check_limits(target_rows, max_bytes, max_line_bytes, block_bytes)
@@ -603,7 +603,7 @@ class _Profiler:
         age[_unparseable(raw_bad, "age_group", len(ok))] = np.nan
         self.keys.append(_record_key(values["year"][ok], values["subscriber_id"][ok]))
         self.line_nos.append(row_lines[ok])
-        self.ages.append(age[ok])
+        self.ages.append(age[ok].astype(np.float32))  # small integers: exact in float32
         if "drinking" in self.columns:
             v = values["drinking"][ok]
             code = np.where(v == 0, 0, np.where(v == 1, 1, 2)).astype(np.int8)
@@ -799,7 +799,7 @@ def parse_bytes(
     line_nos = first_line_no + np.arange(len(lines.starts), dtype=np.int64)
     notes = _Notes()
     for i in np.flatnonzero(lines.oversized):
-        notes.whole(line_nos[i], None, LINE_TOO_LONG, _raw_text(data[lines.starts[i]:lines.ends[i]], layout))
+        notes.whole(line_nos[i], None, LINE_TOO_LONG, _line_prefix(data, lines, i, layout))
     values, raw_bad, release, row_lines = _parse_lines(layout, data, lines, line_nos, notes)
     frame, rejects = _validate(values, raw_bad, release, row_lines, options, notes)
     return ChunkResult(frame=frame, rejects=rejects, lines_read=int((~lines.blank).sum()))
@@ -852,6 +852,12 @@ def _read_oversized(layout: FileLayout, fh, byte_range: ByteRange, name: str) ->
     notes.whole(byte_range.first_line_no, None, LINE_TOO_LONG, _raw_text(head, layout))
     frame, rejects = _validate(*_empty_values(layout), ReadOptions(), notes)
     return ChunkResult(frame=frame, rejects=rejects, lines_read=1)
+
+
+def _line_prefix(data: bytes, lines: _Lines, i: int, layout: FileLayout) -> str:
+    """The start of line i as text, slicing only the bytes needed (the line may be long)."""
+    start = int(lines.starts[i])
+    return _raw_text(data[start:min(int(lines.ends[i]), start + _RAW_BYTES)], layout)
 
 
 def _raw_text(raw: bytes, layout: FileLayout) -> str:
@@ -915,7 +921,7 @@ def _parse_lines(layout, data, lines: _Lines, line_nos, notes, columns: frozense
     except pa.ArrowInvalid:  # find the lines with a wrong field count, then read cells as text
         bad_count = good & (_comma_counts(data, lines) != layout.n_fields - 1)
         for i in np.flatnonzero(bad_count):
-            notes.whole(line_nos[i], None, "field_count", _raw_text(data[lines.starts[i]:lines.ends[i]], layout))
+            notes.whole(line_nos[i], None, "field_count", _line_prefix(data, lines, i, layout))
         good = good & ~bad_count
         values, raw_bad, release = _read_fast(layout, _select_lines(data, lines, good), False, columns)
     row_lines = line_nos[good]

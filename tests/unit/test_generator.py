@@ -80,7 +80,7 @@ def test_cli(tmp_path):
 
 
 def test_prevalences_near_anchors():
-    """200k rows of 2024 against nhis-data.md §3 (bands allow sampling noise and model error)."""
+    """200k rows of 2024 against the anchors of docs/DATA.md §4 (bands allow sampling noise and model error)."""
     f = generate_frame(200_000, year=2024, seed=11)
     male = f["sex"] == 1
     bmi = f["weight_kg"] / (f["height_cm"] / 100) ** 2
