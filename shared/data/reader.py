@@ -415,7 +415,7 @@ def scan_file(
                 profiler.add_oversized()
                 continue
             lines = _split_lines(piece.data, max_line_bytes)
-            profiler.add(piece.data, lines, cutter.next_line_no)
+            profiler.add(piece.data, lines, cutter.upcoming_line_no)
             _cut_piece(cutter, piece, lines)
         cutter.finish()
         after = os.fstat(fh.fileno())
@@ -546,6 +546,11 @@ class _RangeCutter:
             self.n += k - i
             pos, i = end, k
         self.last_end = at + pos
+
+    @property
+    def upcoming_line_no(self) -> int:
+        """Line number of the next line to be added."""
+        return self.next_line_no + self.n
 
     def add_oversized(self, start: int, end: int, checksum: int) -> None:
         if self.n:

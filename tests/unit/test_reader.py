@@ -464,7 +464,8 @@ def test_a_huge_line_keeps_memory_bounded(tmp_path):
 # --- planning scan: the profile ---------------------------------------------------------------------
 
 
-def test_duplicates_across_ranges_point_to_the_first_line(tmp_path):
+@pytest.mark.parametrize("block_bytes", [8 << 20, 1000])  # one piece, or many pieces across ranges
+def test_duplicates_across_ranges_point_to_the_first_line(tmp_path, block_bytes):
     ids = list(range(1, 301))
     ids[120] = 5  # line 122 repeats line 6
     ids[250] = 5  # line 252 too
@@ -479,7 +480,7 @@ def test_duplicates_across_ranges_point_to_the_first_line(tmp_path):
     rows[90]["가입자일련번호"] = "41"  # line 92: id 41 of 2024 is no repeat
     path = make_file(tmp_path / "d.csv", rows)
     layout = inspect_file(path)
-    scan = scan_file(layout, target_rows=50)
+    scan = scan_file(layout, target_rows=50, block_bytes=block_bytes)
     assert dict(scan.profile.duplicates) == {122: 6, 252: 6, 262: 201, 282: 12}
     assert scan.profile.years == {2024: 298, 2023: 1} and scan.profile.main_year == 2024
     assert any("several years" in w for w in scan.profile.warnings)
