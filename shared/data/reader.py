@@ -406,7 +406,7 @@ def scan_file(
     """
     _check_limits(target_rows, max_bytes, max_line_bytes, block_bytes)
     cutter = _RangeCutter(layout.header_bytes, target_rows, max_bytes)
-    profiler = _Profiler(layout, max_line_bytes)
+    profiler = _Profiler(layout)
     with open(layout.path, "rb") as fh:
         before = os.fstat(fh.fileno())
         for piece in _pieces(fh, layout.header_bytes, before.st_size, block_bytes, max_line_bytes):
@@ -584,8 +584,8 @@ def _cut_piece(cutter: _RangeCutter, piece: _Piece, lines: _Lines) -> None:
 class _Profiler:
     """Collects, block by block, what planning decides once per file (see FileProfile)."""
 
-    def __init__(self, layout: FileLayout, max_line_bytes: int):
-        self.layout, self.max_line_bytes = layout, max_line_bytes
+    def __init__(self, layout: FileLayout):
+        self.layout = layout
         self.columns = frozenset(c for c in _PROFILE_COLUMNS if c in layout.columns)
         self.lines = 0
         self.keys: list[np.ndarray] = []  # year * 10**10 + id of rows with valid year, id and sex
@@ -623,7 +623,8 @@ class _Profiler:
         warnings: list[str] = []
 
         main_year = _most_common(years_all)
-        main_ages = ages[(years_all == main_year) & (ages == np.floor(ages))] if main_year is not None else ages[:0]
+        integral = np.isfinite(ages) & (ages == np.floor(ages))
+        main_ages = ages[(years_all == main_year) & integral] if main_year is not None else ages[:0]
         scheme = _decide_age_scheme(main_year, main_ages, warnings)
         valid = np.ones(len(keys), dtype=bool)
         for mask, reason in _required_checks("age_group", ages, np.zeros(len(ages), dtype=bool), scheme):

@@ -214,10 +214,12 @@ def test_bad_rows_and_cells(tmp_path):
         {"시도코드": "51"},  # 22: Gangwon's new code
         {"시도코드": "52"},  # 23: Jeonbuk's new code
         {"시도코드": "99"},  # 24: bad code: no province, no raw province
+        {"연령대코드(5세단위)": "inf"},  # 25: whole row, bad code
+        {"기준년도": "inf"},  # 26: whole row, out of range
     ]
     path = make_file(tmp_path / "b.csv", rows)
     frame, rejects, lines = read_all(path, expected_year=2024)
-    assert lines == 23
+    assert lines == 25
     whole = rejects[rejects["whole_row"]]
     assert len(frame) + len(whole) == lines
     got = {(r.line_no, r.column, r.reason, r.raw_value) for r in whole.itertuples()}
@@ -226,7 +228,8 @@ def test_bad_rows_and_cells(tmp_path):
         (14, "subscriber_id", "duplicate subscriber id (first at line 2)", "1"),
         (15, None, "field_count", "2024,99,11,1,9"),
         (16, "year", "year_mismatch", "2023"), (19, "subscriber_id", "unparseable", "x1"),
-        (20, "age_group", AGE_BAND_UNDER_20, "4"),
+        (20, "age_group", AGE_BAND_UNDER_20, "4"), (25, "age_group", "bad_code", "inf"),
+        (26, "year", "out_of_range", "inf"),
     }
     cells = {(r.line_no, r.column, r.reason, r.raw_value) for r in rejects[~rejects["whole_row"]].itertuples()}
     assert cells == {
