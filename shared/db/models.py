@@ -63,7 +63,8 @@ def category(name: str) -> Enum:
 
 # Canonical measurement columns (shared/data/catalog.py owns their meaning) and their SQL types.
 MEASUREMENT_COLUMNS: dict[str, type] = {
-    "province": SmallInteger,
+    "province": SmallInteger,  # canonical code: the same province under one code in every year
+    "province_raw": SmallInteger,  # the code as published (Jeju 49 or 50, ...)
     "height_cm": Measure,
     "weight_kg": Measure,
     "waist_cm": Measure,
