@@ -155,7 +155,7 @@ def load_chunk(resources, job_id: int, chunk_index: int, worker: str, pid: int |
 
 def run_claim(resources, claim: Claim) -> dict:
     """Read, derive and write the claimed chunk; raises on failure (the caller releases it)."""
-    from shared.data.reader import ByteRange, inspect_file, read_range
+    from shared.data.reader import ByteRange, FileChangedError, ReadOptions, inspect_file, read_range
     from shared.etl.sink import load_rows
     from shared.etl.transform import derive
     from shared.stats.aggregate import chunk_partial
@@ -164,23 +164,27 @@ def run_claim(resources, claim: Claim) -> dict:
     started = time.perf_counter()
     with unit_of_work(resources.sessions) as session:
         job = session.get(EtlJob, claim.job_id)
-        source, year, size, mtime_ns = job.source_path, job.year, job.file_size, job.source_mtime_ns
+        source, size, mtime_ns = job.source_path, job.file_size, job.source_mtime_ns
+        stored = json.loads(job.options) if job.options else {"expected_year": job.year}
         duplicates = dict(session.execute(
             select(EtlDuplicate.line_no, EtlDuplicate.first_line_no).where(
                 EtlDuplicate.job_id == claim.job_id, EtlDuplicate.line_no >= claim.first_line_no,
                 EtlDuplicate.line_no < claim.first_line_no + claim.n_lines)
         ).all())
+    options = ReadOptions.from_dict({**stored, "duplicates": duplicates})
 
     t = time.perf_counter()
     check_unchanged(source, size, mtime_ns)
-    layout = inspect_file(source)
-    result = read_range(
-        layout,
-        ByteRange(claim.chunk_index, claim.byte_start, claim.byte_end, claim.first_line_no, claim.n_lines),
-        expected_year=year,
-    )
+    try:
+        result = read_range(
+            inspect_file(source),
+            ByteRange(claim.chunk_index, claim.byte_start, claim.byte_end, claim.first_line_no, claim.n_lines,
+                      claim.checksum, claim.oversized),
+            options,
+        )
+    except FileChangedError as exc:
+        raise FileChanged(str(exc)) from None
     timings["read"] = time.perf_counter() - t
-    del duplicates  # consumed by the reader once it takes the planning decisions
 
     if not job_still_running(resources, claim.job_id):  # cancelled while we read: stop here
         stop_for_ended_job(resources, claim)

@@ -18,10 +18,18 @@ log = structlog.get_logger(__name__)
 
 
 def plan_job(resources, job_id: int) -> list[int]:
-    """Create the chunk rows (once) and enqueue every chunk not yet done; safe to run twice."""
-    from shared.data.reader import ReaderError, inspect_file, plan_ranges
+    """Create the chunk rows (once) and enqueue every chunk not yet done; safe to run twice.
+
+    The one pass over the file (shared.data.reader.scan_file) cuts ranges by lines and bytes with
+    a checksum each, isolates over-long lines, and profiles the file: subscriber ids seen twice
+    (later lines become rejects naming the first), the age-band numbering, what a blank drinking
+    cell means in this release, and the years present. Those decisions are stored with the job so
+    every chunk reads with the same ones.
+    """
+    from shared.data.reader import FileChangedError, ReaderError, inspect_file, scan_file
     from shared.etl.chunk import FileChanged, check_unchanged
 
+    settings = resources.settings
     with unit_of_work(resources.sessions) as session:
         job = session.get(EtlJob, job_id, with_for_update=True)
         if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
@@ -31,14 +39,14 @@ def plan_job(resources, job_id: int) -> list[int]:
         if not already_planned:
             job.status, job.phase = JobStatus.RUNNING, JobPhase.PLANNING
             job.started_at = job.started_at or utcnow()
-        source, size, mtime_ns = job.source_path, job.file_size, job.source_mtime_ns
+        source, size, mtime_ns, year = job.source_path, job.file_size, job.source_mtime_ns, job.year
     if not already_planned:
         try:
             check_unchanged(source, size, mtime_ns)
             layout = inspect_file(source)
-            ranges = plan_ranges(layout, target_rows=resources.settings.chunk_rows)
-            duplicates: dict[int, int] = {}
-        except FileChanged as exc:
+            scan = scan_file(layout, target_rows=settings.chunk_rows, max_bytes=settings.chunk_max_mb * 2**20,
+                             max_line_bytes=settings.max_line_kb * 1024)
+        except (FileChanged, FileChangedError) as exc:
             fail_job(resources, job_id, str(exc))
             return []
         except ReaderError as exc:
@@ -47,7 +55,17 @@ def plan_job(resources, job_id: int) -> list[int]:
         except OSError as exc:
             fail_job(resources, job_id, f"cannot open the file: {exc.strerror or exc}")
             return []
+        options = scan.read_options(expected_year=year).to_dict()
+        duplicates = options.pop("duplicates") or []
         warnings = [f"unknown column ignored: {name}" for name in layout.unknown_columns]
+        warnings += list(scan.profile.warnings)
+        others = {y: n for y, n in scan.profile.years.items() if y != year}
+        if others:
+            warnings.append(f"{sum(others.values())} rows of other years ({', '.join(map(str, sorted(others)))}) "
+                            f"are rejected: this job loads {year} only")
+        if duplicates:
+            warnings.append(f"{len(duplicates)} lines repeat an earlier subscriber id; each is a reject "
+                            "naming the line of the first")
         with unit_of_work(resources.sessions) as session:
             job = session.get(EtlJob, job_id, with_for_update=True)
             if job.status != JobStatus.RUNNING:  # cancelled while planning
@@ -59,21 +77,24 @@ def plan_job(resources, job_id: int) -> list[int]:
                 {"job_id": job_id, "chunk_index": r.index, "byte_start": r.start, "byte_end": r.end,
                  "first_line_no": r.first_line_no, "n_lines": r.n_lines, "status": ChunkStatus.QUEUED,
                  "attempts": 0, "rows_loaded": 0, "rows_rejected": 0, "cells_rejected": 0,
-                 "checksum": getattr(r, "checksum", None), "oversized": bool(getattr(r, "oversized", False)),
-                 "enqueued_at": now}
-                for r in ranges
+                 "checksum": r.checksum, "oversized": r.oversized, "enqueued_at": now}
+                for r in scan.ranges
             ])
-            if duplicates:
+            for first in range(0, len(duplicates), 10_000):
                 session.execute(insert(EtlDuplicate), [
-                    {"job_id": job_id, "line_no": line, "first_line_no": first} for line, first in duplicates.items()
+                    {"job_id": job_id, "line_no": line, "first_line_no": first_line}
+                    for line, first_line in duplicates[first:first + 10_000]
                 ])
             job.encoding = layout.encoding
-            job.chunks_total = len(ranges)
-            job.rows_total = sum(r.n_lines for r in ranges)
+            job.options = json.dumps(options)
+            job.chunks_total = len(scan.ranges)
+            job.rows_total = sum(r.n_lines for r in scan.ranges)
             job.warnings = json.dumps(warnings) if warnings else None
             job.phase = JobPhase.LOADING
             job.planned_at = now
-        log.info("etl_planned", job_id=job_id, chunks=len(ranges), encoding=layout.encoding)
+        log.info("etl_planned", job_id=job_id, chunks=len(scan.ranges), encoding=layout.encoding,
+                 duplicates=len(duplicates), age_scheme=options["age_scheme"],
+                 drinking_blank_means_no=options["drinking_blank_means_no"])
     with unit_of_work(resources.sessions) as session:
         pending = list(session.scalars(
             select(EtlChunk.chunk_index).where(EtlChunk.job_id == job_id, EtlChunk.status == ChunkStatus.QUEUED)

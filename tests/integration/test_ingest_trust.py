@@ -20,8 +20,9 @@ from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlJob, YearVersion
 from shared.etl.jobs import JobConflict, create_job, get_job, submit_job, wait_for_job
 from shared.stats import store
+from shared.stats.publish import payload_key
 from shared.stats.refresh import refresh
-from tests.support.files import data_lines, sample_file
+from tests.support.files import data_lines, sample_file, wait_for_stats_with
 from tests.support.system import IsolatedSystem
 from tests.support.worker import wait_until
 
@@ -130,7 +131,7 @@ def test_a_reload_that_fails_halfway_leaves_the_previous_version_and_statistics_
     healthy = system.worker("healthy", concurrency=2)
     v1 = wait_for_job(resources, create_job(resources, first), timeout=120)
     assert_exact(resources, v1, first)
-    refresh(resources, "test")
+    wait_for_stats_with(resources, v1["job_id"])
     before_rows = version_digest(resources, v1["job_id"])
     before_stats = published_data(resources)
     assert before_stats
@@ -309,3 +310,48 @@ def test_the_database_cut_mid_job_the_job_finishes_cleanly_after_it_returns(make
     else:  # failing is allowed, half-writing is not
         assert current_version(resources) is None
         wait_until(lambda: rows_of(resources, job_id) == 0, 60, 0.5, "the failed version's rows to be purged")
+
+
+def test_a_subscriber_id_seen_twice_is_kept_once_across_chunks(make_system):
+    system = make_system()
+    resources = system.resources
+    path = sample_file(resources.settings.data_dir / "dup", 6_000, name="dup.csv", seed=101, year=YEAR)
+    lines = path.read_bytes().splitlines(keepends=True)
+    # line 10 (in chunk 0) appears again in chunk 2 and at the very end; line 2500 again in chunk 2
+    lines.insert(4_500, lines[9])
+    lines.insert(4_600, lines[2_499])
+    lines.append(lines[9])
+    path.write_bytes(b"".join(lines))
+    system.worker("w", concurrency=2)
+    job = wait_for_job(resources, create_job(resources, path), timeout=120)
+    assert_exact(resources, job, path)
+    assert job["progress"]["rows_loaded"] == 6_000 and job["progress"]["rows_rejected"] == 3
+    with resources.engine.connect() as conn:
+        rejects = conn.execute(text(
+            "SELECT line_no, reason FROM etl_rejects WHERE job_id = :j AND whole_row ORDER BY line_no"),
+            {"j": job["job_id"]}).all()
+    assert [tuple(r) for r in rejects] == [
+        (4_501, "duplicate subscriber id (first at line 10)"),
+        (4_601, "duplicate subscriber id (first at line 2500)"),
+        (6_004, "duplicate subscriber id (first at line 10)"),
+    ]
+    wait_for_stats_with(resources, job["job_id"])  # statistics count each person once
+    overview = orjson.loads(store.load_generation(resources)[payload_key("overview", YEAR)])["data"]
+    assert overview["people"] == {"n": 6_000}
+
+
+def test_an_over_long_line_is_a_reject_not_a_memory_spike(make_system):
+    system = make_system()
+    resources = system.resources
+    path = sample_file(resources.settings.data_dir / "long", 5_000, name="long.csv", seed=102, year=YEAR)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines.insert(3_000, b"2022," + b"9" * (resources.settings.max_line_kb * 1024 * 4) + b"\n")  # 256 KB line
+    path.write_bytes(b"".join(lines))
+    system.worker("w", concurrency=2)
+    job = wait_for_job(resources, create_job(resources, path), timeout=120)
+    assert_exact(resources, job, path)
+    with resources.engine.connect() as conn:
+        reject = conn.execute(text(
+            "SELECT line_no, reason, LENGTH(raw_value) FROM etl_rejects WHERE job_id = :j AND whole_row"),
+            {"j": job["job_id"]}).all()
+    assert len(reject) == 1 and reject[0][:2] == (3_001, "line_too_long") and reject[0][2] <= 255
