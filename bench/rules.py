@@ -16,8 +16,8 @@ import pandas as pd
 from bench.report import write_section
 from shared.rules import RULE_VERSION, evaluate_frame, evaluate_person
 
-# The previous system's risk step on 1M rows, row by row through the ORM (reference notes,
-# original-system.md: 1,684 s, 594 rows/s). It included ORM reads/writes: not like for like.
+# The previous system's risk step on 1M rows, row by row through the ORM, as its own published
+# performance summary reports it (1,684 s, 594 rows/s). It included ORM reads/writes: not like for like.
 OLD_SYSTEM_SECONDS = 1684
 
 
@@ -75,7 +75,7 @@ def synthetic_frame(n: int, seed: int = 20261129) -> pd.DataFrame:
             "drinking": drinking,
         }
     )
-    # ~0.8% without blood/BP results (nhis-data §3.4), a few missing questionnaire answers
+    # ~0.8% without blood/BP results (the 2020 release's missingness, docs/DATA.md), a few missing answers
     no_exam = rng.random(n) < 0.008
     df.loc[no_exam, ["sbp", "dbp", "fasting_glucose", "hemoglobin", "creatinine", "ast", "alt", "ggt"]] = np.nan
     df.loc[rng.random(n) < 0.012, "urine_protein"] = np.nan
