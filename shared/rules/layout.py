@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .equations import CVD_MODELS, DEFAULT_CVD_MODEL, EGFR_MIN_AGE, band_bounds, band_midpoint, egfr_reason
+from .equations import CVD_MODELS, DEFAULT_CVD_MODEL, EGFR_MIN_AGE, band_midpoint, egfr_reason
 from .explain import explanations
 from .guidelines import DISCLAIMER
-from .scalar import AgeInfo, Evaluation, evaluate_scalar, sex_code
+from .scalar import AgeInfo, Evaluation, age_label, evaluate_scalar, read_age, sex_code
 from .table import ATP3_RULE, DERIVED_COLUMNS, FLAG_RULES, METS_RULE, RULE_VERSION, SCREENING_GROUP_RULE
 from .whatif import what_if
 
@@ -151,12 +151,11 @@ def stored_reasons(row: Mapping[str, Any], model_key: str = DEFAULT_CVD_MODEL) -
                  diabetes=None if diabetes is None else float(diabetes))
         cvd_why = CVD_MODELS[model_key].risk_one(x)[1] or f"not computed under rule version {row.get('rule_version')}"
     if row.get("egfr") is None:
-        bounds = band_bounds(group)
-        label = f"age band {group:g}" if bounds is not None else "age unknown"
+        age = read_age({"age_group": group})
         male = None if sex is None else sex == 1
         creatinine = row.get("creatinine")
-        if bounds is not None and bounds[0] >= EGFR_MIN_AGE and male is not None and creatinine and creatinine > 0:
+        if age.first is not None and age.first >= EGFR_MIN_AGE and male is not None and creatinine and creatinine > 0:
             egfr_why = f"not computed under rule version {row.get('rule_version')}"
         else:
-            egfr_why = egfr_reason(creatinine, male, None if bounds is None else bounds[0], label)
+            egfr_why = egfr_reason(creatinine, male, age.first, age_label(age))
     return cvd_why, egfr_why
