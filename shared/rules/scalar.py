@@ -388,10 +388,8 @@ def evaluate_scalar(person: Mapping[str, Any], cvd_model: str | None = None) -> 
     d[_GROUP], d[_COUNT] = screening_group(d)
     d[_ATP3], d[_ATP3_COUNT] = atp3_category(d, x, age, male)
     d[_BP] = bp_category(x["sbp"], x["dbp"])
-    for b in BANDS:  # band(), inlined (hot loop)
-        v = x[b.input]
-        d[b.column] = None if v is None or (male is None and b.sex_specific) else b.labels[
-            bisect_right(b.female_cuts if male is False else b.male_cuts, v)]
+    for b in BANDS:
+        d[b.column] = band(b, x[b.input], male)
     raw = x["bmi_exact"]
     d["bmi"] = None if raw is None else round(raw * 10.0) / 10.0
     d["egfr"] = x["egfr"]

@@ -8,7 +8,7 @@ unknown), ``age_group`` (band code), optionally ``age`` (exact years, overrides 
 known, like the scalar path), and the measurements of ``table.NUMERIC_INPUTS``; an absent column
 is all-unknown, NaN and ±inf are unknown.
 
-Outputs, one array per ``DERIVED_COLUMNS`` name (see :data:`ENCODING`):
+Outputs, one array per ``DERIVED_COLUMNS`` name, encoded by its ``DERIVED_KINDS`` kind:
 
 * ``float`` columns: float64, NaN when not computed;
 * ``bool`` columns (tri-state): int8, 1 true, 0 false, -1 unknown;
@@ -57,7 +57,6 @@ from .table import (
 
 Tri = tuple[np.ndarray, np.ndarray]  # (value, known)
 ARRAY_INPUTS: tuple[str, ...] = ("sex", "age_group", "age", *NUMERIC_INPUTS)
-ENCODING = DERIVED_KINDS  # float | bool | int | category, as described above
 
 
 def as_float(values: object, n: int) -> np.ndarray:
