@@ -288,10 +288,10 @@ class Framingham2008:
             return "age unknown"
         if not (self.age_min <= age < self.age_max_exclusive):
             return f"age {age:g} outside the model range 30-74"
-        missing = [k for k in ("total_cholesterol", "hdl", "sbp") if x.get(k) is None]
-        # name the inputs a caller must supply (smoking status; fasting glucose gives diabetes)
-        missing += [k for k, v in (("smoking", "current_smoker"), ("fasting_glucose", "diabetes")) if x.get(v) is None]
-        if missing:
+        if None in (x.get("total_cholesterol"), x.get("hdl"), x.get("sbp"), x.get("current_smoker"), x.get("diabetes")):
+            missing = [k for k in ("total_cholesterol", "hdl", "sbp") if x.get(k) is None]
+            # name the inputs a caller must supply (smoking status; fasting glucose gives diabetes)
+            missing += [k for k, v in (("smoking", "current_smoker"), ("fasting_glucose", "diabetes")) if x.get(v) is None]
             return "missing: " + ", ".join(missing)
         for r in self.ranges:
             v = x[r.name]
