@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from api.jsonprovider import dumps_bytes
 from api.requests import SAFE_REQUEST_ID
-from api.routes.simulate import quick_person, simulate_one
+from api.routes.simulate import quick_include, quick_person, simulate_one
 from api.routes.stats import ENDPOINTS, cache_key, quick_query
 from shared.stats.store import read_payload_from_cache
 
@@ -94,6 +94,9 @@ class FastPaths:
             return None
         if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
             return None
+        include = quick_include(environ.get("QUERY_STRING", ""))
+        if include is None:  # anything but a plain include=... is the route's to judge
+            return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -108,7 +111,7 @@ class FastPaths:
             return None
         if person is None:
             return None
-        return dumps_bytes(simulate_one(person, self.extensions["resources"])), []
+        return dumps_bytes(simulate_one(person, self.extensions["resources"], include)), []
 
 
 def init_fast_paths(app) -> None:

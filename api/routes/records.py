@@ -13,26 +13,18 @@ from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
 from shared.data.catalog import AGE_GROUPS, PROVINCES
-from shared.db.models import (
-    DERIVED_SQL_TYPES,
-    FLAG_COLUMNS,
-    ID_YEAR_FACTOR,
-    MEASUREMENT_COLUMNS,
-    YearVersion,
-    screenings,
-)
-from shared.rules import CATEGORY_LEVELS, DISCLAIMER
+from shared.db.models import FLAG_COLUMNS, ID_YEAR_FACTOR, MEASUREMENT_COLUMNS, YearVersion, screenings
+from shared.rules import CATEGORY_LEVELS, DERIVED_COLUMNS, DISCLAIMER
+from shared.rules.layout import HEADLINE_COLUMNS, details, headline, stored_reasons
 
 URL_PREFIX = "/records"
 blp = Blueprint("records", __name__, description="Person-level screening records (scope records:read)")
 FLAG_NAMES = [c.removeprefix("flag_") for c in FLAG_COLUMNS]
-RISK_GROUPS = list(CATEGORY_LEVELS["risk_group"])
+RISK_GROUPS = list(CATEGORY_LEVELS["screening_risk_group"])
 SEX = {1: "M", 2: "F"}
 SMOKING = {1: "never", 2: "former", 3: "current"}
-LIST_COLUMNS = ("id", "year", "sex", "age_group", "province", "bmi", "sbp", "dbp", "fasting_glucose",
-                "risk_factor_count", "risk_group", *FLAG_COLUMNS, "rule_version")
-CATEGORY_COLUMNS = [c for c in DERIVED_SQL_TYPES if c not in FLAG_COLUMNS and not c.startswith("mets_")
-                    and c not in ("bmi", "risk_factor_count", "risk_group", "metabolic_syndrome", "cvd_10y")]
+LIST_MEASUREMENTS = ("sbp", "dbp", "fasting_glucose")
+LIST_COLUMNS = ("id", "year", "sex", "age_group", "province", *LIST_MEASUREMENTS, *HEADLINE_COLUMNS, "rule_version")
 
 
 class RecordsQuerySchema(Schema):
@@ -40,7 +32,9 @@ class RecordsQuerySchema(Schema):
     sex = fields.String(validate=validate.OneOf(["M", "F"]))
     age_group = fields.Integer(validate=validate.Range(1, 18))
     province = fields.Integer(validate=validate.OneOf(sorted(PROVINCES)))
-    risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
+    screening_risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
+    risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS),
+                               metadata={"description": "deprecated alias of screening_risk_group"})
     flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)),
                        metadata={"description": "repeatable: only records where each named flag is true"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
@@ -77,16 +71,36 @@ def _province(code) -> dict | None:
     return {"code": int(code), "name_ko": ko, "name_en": en}
 
 
-def _flags(row) -> dict:
-    return {name: (None if row[col] is None else bool(row[col])) for name, col in zip(FLAG_NAMES, FLAG_COLUMNS, strict=True)}
+def _derived(row) -> dict:
+    """The row's derived values as plain Python (None for unknown), by derived column name."""
+    return {c: _clean(row[c]) for c in DERIVED_COLUMNS if c in row}
 
 
 def summary(row) -> dict:
+    """A list row: who, a few measurements, and the headline of the shared response layout."""
     return {
         "id": row["id"], "year": row["year"], "sex": SEX.get(row["sex"]), "age_group": _age(row["age_group"]),
-        "province": _province(row["province"]), "bmi": row["bmi"], "sbp": row["sbp"], "dbp": row["dbp"],
-        "fasting_glucose": row["fasting_glucose"], "risk_factor_count": row["risk_factor_count"],
-        "risk_group": row["risk_group"], "flags": _flags(row), "rule_version": row["rule_version"],
+        "province": _province(row["province"]),
+        "measurements": {c: _clean(row[c]) for c in LIST_MEASUREMENTS},
+        **headline(_derived(row)), "rule_version": row["rule_version"],
+    }
+
+
+def detail(row) -> dict:
+    """One record in full: the summary plus every measurement and the layout's details."""
+    d = _derived(row)
+    measurements = {c: _clean(row[c]) for c in MEASUREMENT_COLUMNS if c not in ("province", "smoking", "drinking")}
+    measurements["smoking"] = SMOKING.get(row["smoking"])
+    measurements["drinking"] = None if row["drinking"] is None else bool(row["drinking"])
+    cvd_reason, egfr_reason = stored_reasons({**row, **d})
+    return {
+        **summary(row),
+        "subscriber_id": row["subscriber_id"],
+        "release_date": row["release_date"],
+        "measurements": measurements,
+        **details(d, cvd_reason, egfr_reason),
+        "source": {"job_id": row["job_id"], "line_no": row["line_no"]},
+        "disclaimer": DISCLAIMER,
     }
 
 
@@ -103,9 +117,12 @@ def index(query):
     start with the year) with filters; `limit` ≤ 100; follow `next_cursor`."""
     t = screenings.c
     conds = []
-    for name in ("age_group", "province", "risk_group"):
+    for name in ("age_group", "province"):
         if name in query:
             conds.append(t[name] == query[name])
+    for name in ("screening_risk_group", "risk_group"):  # risk_group: the deprecated name
+        if name in query:
+            conds.append(t.screening_risk_group == query[name])
     if "sex" in query:
         conds.append(t.sex == (1 if query["sex"] == "M" else 2))
     for flag in query.get("flag", []):
@@ -146,23 +163,4 @@ def show(record_id: int):
         ).first()
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
-    r = row._mapping
-    measurements = {c: _clean(r[c]) for c in MEASUREMENT_COLUMNS if c not in ("province", "smoking", "drinking")}
-    measurements["smoking"] = SMOKING.get(r["smoking"])
-    measurements["drinking"] = None if r["drinking"] is None else bool(r["drinking"])
-    return {
-        **summary(r),
-        "subscriber_id": r["subscriber_id"],
-        "release_date": r["release_date"],
-        "measurements": measurements,
-        "categories": {c: (bool(r[c]) if isinstance(r[c], bool) else _clean(r[c])) for c in CATEGORY_COLUMNS},
-        "metabolic_syndrome": {
-            **{c.removeprefix("mets_"): (None if r[c] is None else bool(r[c]))
-               for c in DERIVED_SQL_TYPES if c.startswith("mets_")},
-            "verdict": None if r["metabolic_syndrome"] is None else bool(r["metabolic_syndrome"]),
-        },
-        "cvd_10y": {"percent": _clean(r["cvd_10y"]), "model": "framingham_2008_general_cvd",
-                    "caveat": "US-derived model; tends to overestimate absolute risk in Korean adults"},
-        "source": {"job_id": r["job_id"], "line_no": r["line_no"]},
-        "disclaimer": DISCLAIMER,
-    }
+    return detail(row._mapping)

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.etl.states import ChunkStatus, JobPhase, JobStatus, VersionState
-from shared.rules import CATEGORY_LEVELS
+from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
 from shared.rules.table import FLAG_RULES
 
 ID_YEAR_FACTOR = 10**10  # subscriber ids are below 10**10 (shared/data/catalog.py bounds)
@@ -95,35 +95,12 @@ MEASUREMENT_COLUMNS: dict[str, type] = {
     "tartar": SmallInteger,
 }
 
-# Derived values (shared/rules owns their meaning); names equal shared.rules.DERIVED_COLUMNS.
+# Derived values: shared/rules owns their names, kinds and category levels, so the columns are built
+# from the rule table (shared.rules.DERIVED_COLUMNS / DERIVED_KINDS) and never listed twice.
 FLAG_COLUMNS = tuple(rule.column for rule in FLAG_RULES)
+_KIND_TYPES = {"float": Measure, "bool": Boolean, "int": SmallInteger}
 DERIVED_SQL_TYPES: dict[str, object] = {
-    "bmi": Measure,
-    **{name: Boolean for name in FLAG_COLUMNS},
-    "risk_factor_count": SmallInteger,
-    "risk_group": category("risk_group"),
-    "bp_category": category("bp_category"),
-    "glucose_category": category("glucose_category"),
-    "bmi_class": category("bmi_class"),
-    "abdominal_obesity": Boolean,
-    "tc_class": category("tc_class"),
-    "ldl_class": category("ldl_class"),
-    "tg_class": category("tg_class"),
-    "hdl_class": category("hdl_class"),
-    "mets_waist": Boolean,
-    "mets_triglycerides": Boolean,
-    "mets_hdl": Boolean,
-    "mets_bp": Boolean,
-    "mets_glucose": Boolean,
-    "metabolic_syndrome": Boolean,
-    "anemia": Boolean,
-    "anemia_severity": category("anemia_severity"),
-    "egfr": Measure,
-    "egfr_stage": category("egfr_stage"),
-    "proteinuria": category("proteinuria"),
-    "liver_enzymes_high": Boolean,
-    "ggt_high": Boolean,
-    "cvd_10y": Measure,
+    name: category(name) if kind == "category" else _KIND_TYPES[kind] for name, kind in DERIVED_KINDS.items()
 }
 
 

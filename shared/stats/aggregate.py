@@ -12,7 +12,7 @@ The two tables (see :class:`Aggregates`):
 
   - ``people``; ``rf_sum`` (sum of risk_factor_count over everyone: unknown factors count 0);
   - ``{flag}:measured`` and ``{flag}:positive`` for every tri-state flag (NA = not measured);
-  - ``{column}={value}`` for every categorical column (risk_group, the categories, smoking,
+  - ``{column}={value}`` for every categorical column (screening_risk_group, the categories, smoking,
     drinking; numeric codes are written as integers, e.g. ``smoking=3``). Nulls are not counted,
     so ``n_measured`` of a category is the sum of its value columns.
 
@@ -93,9 +93,9 @@ MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
 
 # The rule table owns which derived columns are flags and categories (one list, shared.rules).
 FLAGS: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "bool")
-CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "category" and c != "risk_group")
+CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "category" and c != "screening_risk_group")
 CODED: tuple[str, ...] = ("smoking", "drinking")  # numeric codes reported as distributions
-RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS["risk_group"]
+RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS["screening_risk_group"]
 
 # Dense layout of every possible bin of every measure (~41k slots per (year, sex, age) cell).
 LO_BINS = np.array([round(m.lo * m.scale) for m in MEASURES.values()], np.int64)
@@ -162,7 +162,7 @@ def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[flag].astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
         columns[f"{flag}:measured"] = np.bincount(cell[~np.isnan(values)], minlength=g)
         columns[f"{flag}:positive"] = np.bincount(cell[values == 1.0], minlength=g)
-    for column in ("risk_group", *CATEGORIES, *CODED):
+    for column in ("screening_risk_group", *CATEGORIES, *CODED):
         if column not in frame:
             continue
         codes, levels = pd.factorize(frame[column], use_na_sentinel=True)

@@ -82,7 +82,7 @@ DISCLAIMER = (
     "Counts from 1 to {low} people are withheld (null, \"suppressed\": true), and so are cells "
     "from which they could be derived."
 )
-UNKNOWN_RISK = "UNKNOWN"  # people without a risk_group value (published only if there are any)
+UNKNOWN_RISK = "UNKNOWN"  # people without a screening_risk_group value (published only if there are any)
 _CODED_LABELS = {"smoking": SMOKING, "drinking": DRINKING}
 _Q = np.asarray(PERCENTILES, dtype=np.float64) / 100  # as numpy.percentile divides
 
@@ -266,9 +266,9 @@ class _Year:
         self.rf_sum = rf.tolist()
 
         # risk family: people = sum of the groups (+ people without a group)
-        extra = sorted(c.split("=", 1)[1] for c in columns if c.startswith("risk_group="))
+        extra = sorted(c.split("=", 1)[1] for c in columns if c.startswith("screening_risk_group="))
         groups = list(RISK_GROUPS) + [g for g in extra if g not in RISK_GROUPS]
-        parts = [col(f"risk_group={g}") for g in groups]
+        parts = [col(f"screening_risk_group={g}") for g in groups]
         missing = people - sum(parts)
         if missing.any():
             groups.append(UNKNOWN_RISK)

@@ -26,7 +26,7 @@ def table_fingerprint(resources, job_id=None) -> tuple:
     with resources.engine.connect() as conn:
         return tuple(conn.execute(text(
             "SELECT COUNT(*), SUM(subscriber_id), SUM(COALESCE(sbp, 0)), SUM(COALESCE(total_cholesterol, 0)), "
-            "SUM(risk_factor_count), SUM(COALESCE(flag_hypertension, 0)), COUNT(DISTINCT risk_group), "
+            "SUM(risk_factor_count), SUM(COALESCE(flag_hypertension, 0)), COUNT(DISTINCT screening_risk_group), "
             f"SUM(line_no) FROM screenings {where}"
         )).one())
 

@@ -78,11 +78,8 @@ PEOPLE = [
 ]
 
 
-@pytest.mark.parametrize("person", PEOPLE)
-def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fastpath, person):
-    client = app.test_client()
-    key = api_key("simulate")
-    first = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)  # key not cached: Flask
+def _spied_post(app, client, url, key, body):
+    """POST through the app with a spy on the simulate fast path: (response, fast path answered)."""
     used = []
     fast = app.wsgi_app
     original = fast._simulate
@@ -94,13 +91,66 @@ def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fast
 
     fast._simulate = spy
     try:
-        second = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)
+        response = client.post(url, headers={"X-API-Key": key}, json=body)
     finally:
         fast._simulate = original
-    assert used == [True]
+    return response, used == [True]
+
+
+@pytest.mark.parametrize("query", ["", "?include=what_if", "?include=explanations", "?include=explanations,what_if"])
+@pytest.mark.parametrize("person", PEOPLE)
+def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fastpath, person, query):
+    client = app.test_client()
+    key = api_key("simulate")
+    url = "/api/v1/simulate" + query
+    first = client.post(url, headers={"X-API-Key": key}, json=person)  # key not cached: Flask
+    second, fast = _spied_post(app, client, url, key, person)
+    assert fast
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
     assert first.headers["Content-Type"] == second.headers["Content-Type"]
+    body = second.get_json()
+    assert ("what_if" in body) == ("what_if" in query) and ("explanations" in body) == ("explanations" in query)
+    assert body["screening_risk_group"] == body["risk_group"] and body["atp3_risk_category"]
+
+
+def test_simulate_include_is_validated_and_odd_queries_go_to_flask(app, api_key, loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("simulate")
+    person = PEOPLE[0]
+    client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)  # cache the key
+    bad, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if,bogus", key, person)
+    assert not fast and bad.status_code == 422
+    assert set(bad.get_json()["error"]["details"]["fields"]) == {"include"}
+    plain, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if", key, person)
+    assert fast
+    odd, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if&unrelated=1", key, person)
+    assert not fast and odd.status_code == 200 and odd.data == plain.data
+
+
+def test_batch_answers_each_person_like_simulate(app, api_key, loaded_for_fastpath):
+    from shared.stats import peer
+
+    peer._cache.clear()  # a "no statistics yet" answer cached by an earlier module would hide the peers
+    client = app.test_client()
+    key = api_key("simulate")
+    people = PEOPLE * 5
+    batch = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key}, json={"people": people})
+    assert batch.status_code == 200
+    singles = [client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=p).get_json() for p in people]
+    assert batch.get_json()["results"] == singles
+    assert all(r["peer"]["available"] and r["peer"]["measurements"] for r in singles if len(r["input"]) > 3)
+    with_parts = client.post("/api/v1/simulate/batch?include=what_if,explanations", headers={"X-API-Key": key},
+                             json={"people": PEOPLE}).get_json()["results"]
+    full = [client.post("/api/v1/simulate?include=what_if,explanations", headers={"X-API-Key": key},
+                        json=p).get_json() for p in PEOPLE]
+    assert with_parts == full
+    bad = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key},
+                      json={"people": [PEOPLE[0], {"sex": "M", "age": 50, "sbp": 900}]})
+    assert bad.status_code == 422
+    assert "people" in bad.get_json()["error"]["details"]["fields"]
+    too_many = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key}, json={"people": [PEOPLE[2]] * 1001})
+    assert too_many.status_code == 422
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_counts_equal_independent_sql_counts(client, api_key, resources, stats_y
     assert overview["people"]["n"] == people
 
     risk = get(client, key, "risk", year=YEAR).get_json()["data"]
-    expected = dict(sql(resources, "SELECT risk_group, COUNT(*) FROM screenings WHERE year = :y GROUP BY risk_group", y=YEAR))
+    expected = dict(sql(resources, "SELECT screening_risk_group, COUNT(*) FROM screenings WHERE year = :y GROUP BY screening_risk_group", y=YEAR))
     for group, n in expected.items():
         cell = risk["groups"][group]
         if not cell.get("suppressed"):

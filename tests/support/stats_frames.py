@@ -50,7 +50,7 @@ def make_frame(n: int, seed: int = 0, years: tuple[int, ...] = (2024,),
         arr[rng.random(n) < (0.65 if "hdl" in flag or "triglycerides" in flag else 0.05)] = pd.NA
         f[flag] = arr
     f["risk_factor_count"] = rng.integers(0, 5, n).astype(np.int64)
-    f["risk_group"] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
+    f["screening_risk_group"] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
     for c in CATEGORIES:
         f[c] = rng.choice(np.array([*LEVELS[c], None], dtype=object), n, p=[0.55, 0.3, 0.1, 0.05])
     f["smoking"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.6, 0.2, 0.18, 0.02])

@@ -48,7 +48,7 @@ def test_counts_equal_direct_pandas() -> None:
     assert counts["smoking=3"].sum() == (frame["smoking"] == 3).sum()
     assert counts["drinking=0"].sum() == (frame["drinking"] == 0).sum()
     for group in RISK_GROUPS:
-        assert counts[f"risk_group={group}"].sum() == (frame["risk_group"] == group).sum()
+        assert counts[f"screening_risk_group={group}"].sum() == (frame["screening_risk_group"] == group).sum()
     unknown = counts.xs(-1, level="province")["people"].sum()
     assert unknown == frame["province"].isna().sum() > 0
 

@@ -122,7 +122,7 @@ def test_overview_and_age_labels(plain, frame) -> None:
     sub = rows[(rows["age_group"] == 5) & (rows["sex"] == 1)]
     assert band["by_sex"]["M"]["people"]["n"] == len(sub)
     assert band["by_sex"]["M"]["mean_risk_factor_count"] == round(sub["risk_factor_count"].mean(), 3)
-    chd = (sub["risk_group"] == "CHD_RISK_EQUIVALENT").sum()
+    chd = (sub["screening_risk_group"] == "CHD_RISK_EQUIVALENT").sum()
     assert band["by_sex"]["M"]["groups"]["CHD_RISK_EQUIVALENT"] == {"n": int(chd), "percent": _pct(chd, len(sub))}
     assert [b["label"] for b in plain["age:2024:F:all"]["data"]["bands"]][-1] == "85+"
 
@@ -133,7 +133,7 @@ def test_risk_factors_region_equal_pandas(plain, frame, sex, age) -> None:
     risk = plain[payload_key("risk", 2024, sex, age)]["data"]
     assert risk["people"]["n"] == len(rows)
     for group in RISK_GROUPS:
-        n = int((rows["risk_group"] == group).sum())
+        n = int((rows["screening_risk_group"] == group).sum())
         assert risk["groups"][group] == {"n": n, "percent": _pct(n, len(rows))}
     factors = plain[payload_key("factors", 2024, sex, age)]["data"]
     for flag in FLAGS:
