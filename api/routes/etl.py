@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from flask import request, url_for
+from flask import g, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
+from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.job_quota import check_quota, claim_job, job_slot
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, EtlReject
 from shared.etl.jobs import JobInputError, create_job, get_job, list_jobs
@@ -57,7 +59,7 @@ def _accepted(job_id: int):
 @blp.route("/jobs", methods=["POST"])
 @blp.arguments(JobRequestSchema(), location="json", required=False)
 @blp.response(202)
-@requires("etl:write")
+@requires("etl:write", max_body="upload", fail_closed=True)
 def create(body):
     """Create an ingest job from a JSON `{"path", "year"}` or a multipart upload (field `file`, optional `year`).
 
@@ -65,6 +67,7 @@ def create(body):
     NHIS_UPLOAD_MAX_MB is refused (413), and missing required columns are named (422).
     """
     res = resources()
+    check_quota(res, g.api_key.id)  # before an upload is streamed to disk
     upload = request.files.get("file")
     if upload is not None:
         return _accepted(_create_from_upload(res, upload))
@@ -72,7 +75,9 @@ def create(body):
         raise ApiError(422, "validation_error", "invalid fields: path",
                        {"fields": {"path": ["send a JSON body with a path, or a multipart file"]}})
     try:
-        job_id = create_job(res, body["path"], expected_year=body.get("year"))
+        with job_slot(res, g.api_key.id):
+            job_id = create_job(res, body["path"], expected_year=body.get("year"))
+            claim_job(res, job_id, g.api_key.id)
     except JobInputError as exc:
         raise _input_error(exc) from None
     return _accepted(job_id)
@@ -94,10 +99,16 @@ def _create_from_upload(res, upload) -> int:
     target = folder / f"{uuid.uuid4().hex[:12]}-{name}"
     upload.save(target)  # werkzeug streams the part to disk; the API never holds the file in memory
     try:
-        return create_job(res, target, expected_year=year, original_filename=name)
+        with job_slot(res, g.api_key.id):
+            job_id = create_job(res, target, expected_year=year, original_filename=name)
+            claim_job(res, job_id, g.api_key.id)
+        return job_id
     except JobInputError as exc:
         target.unlink(missing_ok=True)
         raise _input_error(exc) from None
+    except ApiError:  # the key's cap was reached meanwhile, or its lock is unavailable: no job exists
+        target.unlink(missing_ok=True)
+        raise
 
 
 @blp.route("/jobs", methods=["GET"])
@@ -120,9 +131,12 @@ def show(job_id: int):
 
 @blp.route("/jobs/<int:job_id>/rejects", endpoint="Rejects")
 @blp.arguments(RejectsQuerySchema(), location="query")
-@requires("etl:write")
+@requires("etl:write", person_level=True)
 def rejects(query, job_id: int):
-    """Rejected lines and cells: line number, column, reason, raw value (cursor paging)."""
+    """Rejected lines and cells: line number, column, reason, raw value (cursor paging).
+
+    A raw value comes from a person's row, so it is shown only to a key that also holds
+    `records:read` (and that read is audited); other keys get `raw_value: null`."""
     res = resources()
     with unit_of_work(res.sessions) as session:
         if session.get(EtlJob, job_id) is None:
@@ -133,10 +147,13 @@ def rejects(query, job_id: int):
         ))
     more = len(rows) > query["limit"]
     rows = rows[: query["limit"]]
+    show_raw = g.api_key.allows("records:read")
+    if show_raw:
+        audit_read({"job_id": job_id, **query}, len(rows))
     return {
         "data": [
-            {"line_no": r.line_no, "column": r.column_name, "reason": r.reason, "raw_value": r.raw_value,
-             "whole_row": r.whole_row}
+            {"line_no": r.line_no, "column": r.column_name, "reason": r.reason,
+             "raw_value": r.raw_value if show_raw else None, "whole_row": r.whole_row}
             for r in rows
         ],
         "next_cursor": rows[-1].id if more else None,

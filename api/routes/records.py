@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, select
 
+from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
@@ -17,6 +18,7 @@ from shared.db.models import DERIVED_SQL_TYPES, FLAG_COLUMNS, MEASUREMENT_COLUMN
 from shared.rules import CATEGORY_LEVELS, DISCLAIMER
 
 URL_PREFIX = "/records"
+MAX_RECORD_ID = 2**63 - 1  # BIGINT: a larger id names no record (and must not reach the driver)
 blp = Blueprint("records", __name__, description="Person-level screening records (scope records:read)")
 FLAG_NAMES = [c.removeprefix("flag_") for c in FLAG_COLUMNS]
 RISK_GROUPS = list(CATEGORY_LEVELS["risk_group"])
@@ -34,7 +36,7 @@ class RecordsQuerySchema(Schema):
     age_group = fields.Integer(validate=validate.Range(1, 18))
     province = fields.Integer(validate=validate.OneOf(sorted(PROVINCES)))
     risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
-    flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)),
+    flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)), validate=validate.Length(max=len(FLAG_NAMES)),
                        metadata={"description": "repeatable: only records where each named flag is true"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(metadata={"description": "next_cursor from the previous page"})
@@ -85,7 +87,7 @@ def summary(row) -> dict:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(RecordsQuerySchema(), location="query")
-@requires("records:read")
+@requires("records:read", person_level=True)
 def index(query):
     """Browse records in id order with filters; `limit` ≤ 100; follow `next_cursor`."""
     t = screenings.c
@@ -105,6 +107,7 @@ def index(query):
         rows = [r._mapping for r in conn.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
+    audit_read(query, len(rows))
     return {
         "data": [summary(r) for r in rows],
         "next_cursor": _encode_cursor(rows[-1]["id"]) if more and rows else None,
@@ -113,11 +116,14 @@ def index(query):
 
 
 @blp.route("/<int:record_id>", methods=["GET"])
-@requires("records:read")
+@requires("records:read", person_level=True)
 def show(record_id: int):
     """One person: measurements, derived values, flags, categories, rule version."""
-    with resources().engine.connect() as conn:
-        row = conn.execute(select(screenings).where(screenings.c.id == record_id)).first()
+    row = None
+    if record_id <= MAX_RECORD_ID:
+        with resources().engine.connect() as conn:
+            row = conn.execute(select(screenings).where(screenings.c.id == record_id)).first()
+    audit_read({"id": record_id}, 0 if row is None else 1)
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     r = row._mapping

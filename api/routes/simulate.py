@@ -20,6 +20,8 @@ SEXES = ("M", "F")
 SMOKING = ("never", "former", "current")
 AGE_RANGE, AGE_GROUP_RANGE, URINE_PROTEIN_RANGE = (20, 99), (5, 18), (1, 6)
 BOUNDS = {name: BY_NAME[name].bounds for name in MEASUREMENTS}  # the reader's physiological bounds
+# Checked from Content-Length before the body is read: one person is < 1 KB, 1,000 are < 1 MB.
+SIMULATE_MAX_BODY, BATCH_MAX_BODY = 64 * 1024, 2 * 1024 * 1024
 
 
 def _measurement(name: str) -> fields.Float:
@@ -113,7 +115,7 @@ def simulate_one(person: dict, res) -> dict:
 
 @blp.route("", methods=["POST"])
 @blp.arguments(PersonSchema())
-@requires("simulate")
+@requires("simulate", max_body=SIMULATE_MAX_BODY, person_level=True)
 def simulate(person):
     """Flags, categories, risk group, metabolic syndrome, eGFR, 10-year CVD risk, peers, what-if."""
     return simulate_one(person, resources())
@@ -121,7 +123,7 @@ def simulate(person):
 
 @blp.route("/batch", methods=["POST"])
 @blp.arguments(BatchSchema())
-@requires("simulate")
+@requires("simulate", max_body=BATCH_MAX_BODY, person_level=True)
 def simulate_batch(body):
     """Up to 1,000 people in one call; results in input order."""
     res = resources()
