@@ -219,7 +219,7 @@ def enforce(app: Flask) -> None:
     limit = policy.body_limit(app.config["SETTINGS"], request.content_type)
     request.max_content_length = limit  # werkzeug enforces it while reading a body without a length
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"request body larger than {limit} bytes",
+        raise ApiError(413, "request_entity_too_large", f"request body larger than {limit} bytes",
                        {"max_bytes": limit})
     if policy.scope is None:
         if policy.rate_limited:

@@ -91,7 +91,7 @@ def register_error_handlers(app: Flask) -> None:
             names = ", ".join(sorted(fields)) or "request"
             return error_response(422, "validation_error", f"invalid fields: {names}", {"fields": fields})
         if exc.code == 413:
-            return error_response(413, "payload_too_large", "request body too large for this route")
+            return error_response(413, "request_entity_too_large", "request body too large for this route")
         code = (exc.name or "error").lower().replace(" ", "_")
         headers = {}
         if exc.code == 405 and exc.valid_methods:
