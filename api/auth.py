@@ -17,6 +17,7 @@ Order of checks for one request (each answers before any later work is done):
 from __future__ import annotations
 
 import hmac
+import io
 import re
 import time
 from collections import OrderedDict
@@ -35,6 +36,7 @@ from shared.db.engine import unit_of_work
 
 SECURITY_SCHEME = "ApiKeyAuth"
 DEFAULT_MAX_BODY = 64 * 1024
+BUFFER_MAX = 4 * 1024 * 1024  # chunked bodies up to this limit are buffered and measured (JSON routes)
 KEY_FORMAT = re.compile(r"^nhis_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")  # what shared.auth.keys.create_key makes
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
 
@@ -221,6 +223,8 @@ def enforce(app: Flask) -> None:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "request_entity_too_large", f"request body larger than {limit} bytes",
                        {"max_bytes": limit})
+    if request.content_length is None and request.environ.get("wsgi.input_terminated") and limit <= BUFFER_MAX:
+        _buffer_chunked_body(request.environ, limit)
     if policy.scope is None:
         if policy.rate_limited:
             _count(app, policy, "anonymous", address)
@@ -244,6 +248,18 @@ def enforce(app: Flask) -> None:
         raise ApiError(403, "forbidden", f"this key lacks the {policy.scope!r} scope",
                        {"required_scope": policy.scope, "key_scopes": sorted(info.scopes)})
     _count(app, policy, policy.bucket, f"k{info.id}")
+
+
+def _buffer_chunked_body(environ, limit: int) -> None:
+    """A chunked body has no Content-Length: read at most limit + 1 bytes; more is a 413 (werkzeug
+    alone would silently cut the body at the limit and the JSON would fail as a 400)."""
+    data = environ["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "request_entity_too_large", f"request body larger than {limit} bytes",
+                       {"max_bytes": limit})
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def metrics_token_ok(settings, header: str | None) -> bool:
