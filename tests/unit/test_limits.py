@@ -95,7 +95,6 @@ def raw_post(app, path: str, key: str, body, length: str | None, chunked: bool =
                                              ("/api/v1/simulate/batch", 2 * 1024 * 1024),
                                              ("/api/v1/etl/jobs", 64 * 1024)])
 def test_body_over_the_route_limit_is_refused_from_content_length(app, sqlite_resources, path, limit):
-    client = app.test_client()
     key = make_key(sqlite_resources, EVERY_SCOPE)
     response = raw_post(app, path, key, Unreadable(), str(limit + 1))
     error = assert_envelope(_as_test_response(response), 413, "request_entity_too_large")
