@@ -57,6 +57,7 @@ def make_engine(settings: Settings, role: str = "cli", **kwargs) -> Engine:
             isolation_level="READ COMMITTED", **kwargs
         )
         if role == "api":
+            event.listen(engine, "do_connect", _bounded_handshake(connect_args))
             event.listen(engine, "connect", _statement_timeout(settings.db_statement_timeout_seconds))
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,23 @@ def make_engine(settings: Settings, role: str = "cli", **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": busy}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas(busy))
     return engine
+
+
+def _bounded_handshake(connect_args: dict):
+    """PyMySQL waits for the server's greeting with the *read* timeout, so a host that accepts
+    TCP but never answers would hold a request for the whole read timeout. Connect with the
+    connect timeout for every read and write of the handshake, then restore the read and write
+    timeouts (PyMySQL 1.2 applies `_read_timeout`/`_write_timeout` again on the next read/write;
+    tests/integration/test_serving_faults.py, blackhole case, guards this)."""
+    short = connect_args["connect_timeout"]
+
+    def connect(dialect, _record, cargs, cparams):
+        conn = dialect.loaded_dbapi.connect(*cargs, **{**cparams, "read_timeout": short, "write_timeout": short})
+        conn._read_timeout = cparams.get("read_timeout")
+        conn._write_timeout = cparams.get("write_timeout")
+        return conn
+
+    return connect
 
 
 def _statement_timeout(seconds: float):
