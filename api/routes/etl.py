@@ -15,6 +15,7 @@ from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
 from api.job_quota import check_quota, claim_job, job_slot
+from api.responses import AcceptedJobSchema, JobListSchema, JobSchema, RejectPageSchema
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, EtlReject
 from shared.etl.jobs import JobInputError, create_job, get_job, list_jobs
@@ -25,7 +26,9 @@ ALLOWED_SUFFIXES = (".csv",)
 
 
 class JobRequestSchema(Schema):
-    path = fields.String(metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
+    path = fields.String(validate=[validate.Length(1, 1024), validate.Regexp(r"^[^\x00-\x1f\x7f]*$",
+                                                                            error="control characters are not allowed")],
+                         metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
     year = fields.Integer(validate=validate.Range(2002, 2100),
                           metadata={"description": "expected screening year; rows of other years are rejected"})
 
@@ -58,7 +61,7 @@ def _accepted(job_id: int):
 
 @blp.route("/jobs", methods=["POST"])
 @blp.arguments(JobRequestSchema(), location="json", required=False)
-@blp.response(202)
+@blp.response(202, AcceptedJobSchema)
 @requires("etl:write", max_body="upload", fail_closed=True)
 def create(body):
     """Create an ingest job from a JSON `{"path", "year"}` or a multipart upload (field `file`, optional `year`).
@@ -113,6 +116,7 @@ def _create_from_upload(res, upload) -> int:
 
 @blp.route("/jobs", methods=["GET"])
 @blp.arguments(ListQuerySchema(), location="query")
+@blp.alt_response(200, schema=JobListSchema, success=True)
 @requires("etl:write")
 def index(query):
     """Recent jobs, newest first."""
@@ -120,6 +124,7 @@ def index(query):
 
 
 @blp.route("/jobs/<int:job_id>", endpoint="Job")
+@blp.alt_response(200, schema=JobSchema, success=True)
 @requires("etl:write")
 def show(job_id: int):
     """One job: status (queued/running/succeeded/failed), phase, progress, timings, error."""
@@ -131,6 +136,7 @@ def show(job_id: int):
 
 @blp.route("/jobs/<int:job_id>/rejects", endpoint="Rejects")
 @blp.arguments(RejectsQuerySchema(), location="query")
+@blp.alt_response(200, schema=RejectPageSchema, success=True)
 @requires("etl:write", person_level=True)
 def rejects(query, job_id: int):
     """Rejected lines and cells: line number, column, reason, raw value (cursor paging).

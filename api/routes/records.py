@@ -13,6 +13,7 @@ from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.responses import RecordPageSchema, RecordSchema
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import DERIVED_SQL_TYPES, FLAG_COLUMNS, MEASUREMENT_COLUMNS, screenings
 from shared.rules import CATEGORY_LEVELS, DISCLAIMER
@@ -87,6 +88,7 @@ def summary(row) -> dict:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(RecordsQuerySchema(), location="query")
+@blp.alt_response(200, schema=RecordPageSchema, success=True)
 @requires("records:read", person_level=True)
 def index(query):
     """Browse records in id order with filters; `limit` ≤ 100; follow `next_cursor`."""
@@ -116,6 +118,7 @@ def index(query):
 
 
 @blp.route("/<int:record_id>", methods=["GET"])
+@blp.alt_response(200, schema=RecordSchema, success=True)
 @requires("records:read", person_level=True)
 def show(record_id: int):
     """One person: measurements, derived values, flags, categories, rule version."""

@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.auth import requires
 from api.extensions import resources
+from api.responses import BatchSimulationSchema, SimulationSchema
 from shared.data.catalog import BY_NAME
 from shared.rules import evaluate_person
 from shared.stats.peer import peer_percentiles
@@ -115,6 +116,7 @@ def simulate_one(person: dict, res) -> dict:
 
 @blp.route("", methods=["POST"])
 @blp.arguments(PersonSchema())
+@blp.alt_response(200, schema=SimulationSchema, success=True)
 @requires("simulate", max_body=SIMULATE_MAX_BODY, person_level=True)
 def simulate(person):
     """Flags, categories, risk group, metabolic syndrome, eGFR, 10-year CVD risk, peers, what-if."""
@@ -123,6 +125,7 @@ def simulate(person):
 
 @blp.route("/batch", methods=["POST"])
 @blp.arguments(BatchSchema())
+@blp.alt_response(200, schema=BatchSimulationSchema, success=True)
 @requires("simulate", max_body=BATCH_MAX_BODY, person_level=True)
 def simulate_batch(body):
     """Up to 1,000 people in one call; results in input order."""

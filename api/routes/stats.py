@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.responses import QueuedTaskSchema, StatsPayloadSchema
 from shared import task_names
 from shared.stats.publish import payload_key
 from shared.stats.store import META_FIELD, latest_alias, read_payload, read_payload_from_db
@@ -113,12 +114,13 @@ def _make_view(endpoint: str):
 
 for _endpoint in ENDPOINTS:
     blp.route(f"/{_endpoint}", methods=["GET"], endpoint=_endpoint)(
-        blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}])(_make_view(_endpoint))
+        blp.alt_response(200, schema=StatsPayloadSchema, success=True)(
+            blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}])(_make_view(_endpoint)))
     )
 
 
 @blp.route("/refresh", methods=["POST"])
-@blp.response(202)
+@blp.response(202, QueuedTaskSchema)
 @requires("admin")
 def refresh():
     """Enqueue a recompute of every statistic (scope admin)."""
