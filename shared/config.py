@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     def _check_rate_limits(cls, value: str) -> str:
         parse_rate_limits(value)  # raises ValueError naming the bad item
         return value
+
+    @model_validator(mode="after")
+    def _read_timeout_above_statement_timeout(self):
+        if self.db_read_timeout_seconds <= self.db_statement_timeout_seconds:
+            raise ValueError("NHIS_DB_READ_TIMEOUT_SECONDS must exceed NHIS_DB_STATEMENT_TIMEOUT_SECONDS "
+                             "(the server stops a slow query before the client gives up)")
+        return self
 
     @field_validator("metrics_token", "flower_basic_auth", mode="before")
     @classmethod
