@@ -68,6 +68,18 @@ def check_envelope(response) -> None:
         assert body["error"]["request_id"] == headers["x-request-id"][0]
 
 
+def fuzz_operation(operation, key: str, counts: dict):
+    @given(case=operation.as_strategy())
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
+              database=None, phases=[Phase.explicit, Phase.generate])
+    def run(case):
+        counts[operation.label] += 1
+        response = case.call_and_validate(headers={"X-API-Key": key}, checks=CHECKS)
+        check_envelope(response)
+
+    return run
+
+
 def test_every_operation_survives_generated_requests(fuzz_app, fuzz_key):
     """One Hypothesis run per operation (Schemathesis's pytest plugin is not used: its fixture
     hook does not work with the pinned pytest)."""
@@ -76,20 +88,10 @@ def test_every_operation_survives_generated_requests(fuzz_app, fuzz_key):
     assert len(operations) >= 15
     counts = {}
     for operation in operations:
-        label = operation.label
-        counts[label] = 0
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None, phases=[Phase.explicit, Phase.generate])
-        def run(case, label=label):
-            counts[label] += 1
-            response = case.call_and_validate(headers={"X-API-Key": fuzz_key}, checks=CHECKS)
-            check_envelope(response)
-
+        counts[operation.label] = 0
         try:
-            run()
+            fuzz_operation(operation, fuzz_key, counts)()
         except Exception as exc:
-            raise AssertionError(f"{label}: {exc}") from exc
+            raise AssertionError(f"{operation.label}: {exc}") from exc
     thin = {label: n for label, n in counts.items() if n < EXAMPLES_PER_OPERATION}
     assert not thin, f"fewer than {EXAMPLES_PER_OPERATION} cases generated for {thin}"
