@@ -71,7 +71,7 @@ class RssSampler(threading.Thread):
 def run_job(path: Path, data_dir: Path, concurrency: int) -> dict:
     url = fresh_database()
     settings = load_settings(database_url=url, redis_url=REDIS, data_dir=data_dir, log_level="WARNING")
-    resources = Resources(settings)
+    resources = Resources(settings, role="worker")
     upgrade(resources.engine)
     for role in ("broker", "results", "cache"):
         import redis
@@ -120,7 +120,7 @@ def floor_load_data(path: Path, connections: int = 1) -> float:
         files.append(target)
     url = fresh_database()
     settings = load_settings(database_url=url, redis_url=None, data_dir=folder)
-    resources = Resources(settings)
+    resources = Resources(settings, role="worker")
     upgrade(resources.engine)
     def load(share: list[Path]) -> None:
         with resources.engine.begin() as conn:

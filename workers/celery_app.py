@@ -23,7 +23,7 @@ def create_celery() -> Celery:
     configure_logging(settings.log_level, settings.log_format, component="worker")
     celery = Celery("nhis", include=["workers.tasks.system", "workers.tasks.etl", "workers.tasks.stats"])
     celery.conf.update(build_celery_config(settings))
-    celery.resources = Resources(settings)
+    celery.resources = Resources(settings, role="worker")
     celery.steps["consumer"].add(WorkerHeartbeat)
     return celery
 

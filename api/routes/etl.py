@@ -11,12 +11,23 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import select
 
+from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.job_quota import check_quota, job_slot
+from api.responses import AcceptedJobSchema, JobListSchema, JobSchema, RejectPageSchema
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, EtlReject
-from shared.etl.jobs import JobConflict, JobInputError, cancel_job, get_job, list_jobs, submit_job
+from shared.etl.jobs import (
+    JobConflict,
+    JobInputError,
+    cancel_job,
+    get_job,
+    job_for_key,
+    list_jobs,
+    submit_job,
+)
 
 URL_PREFIX = "/etl"
 blp = Blueprint("etl", __name__, description="Ingest NHIS files through Celery (scope etl:write)")
@@ -24,7 +35,9 @@ ALLOWED_SUFFIXES = (".csv",)
 
 
 class JobRequestSchema(Schema):
-    path = fields.String(metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
+    path = fields.String(validate=[validate.Length(1, 1024), validate.Regexp(r"^[^\x00-\x1f\x7f]*$",
+                                                                            error="control characters are not allowed")],
+                         metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
     year = fields.Integer(validate=validate.Range(2002, 2100),
                           metadata={"description": "expected screening year; rows of other years are rejected"})
 
@@ -77,14 +90,13 @@ def _idempotency() -> dict:
     if not key or len(key) > 255 or not key.isprintable():
         raise ApiError(422, "validation_error", f"invalid header: {IDEMPOTENCY_HEADER}",
                        {"fields": {IDEMPOTENCY_HEADER: ["1 to 255 printable characters"]}})
-    key_id = getattr(g.get("api_key"), "id", None)
-    return {"idempotency_key": key, "idempotency_scope": f"key:{key_id}", "api_key_id": key_id}
+    return {"idempotency_key": key, "idempotency_scope": f"key:{g.api_key.id}"}
 
 
 @blp.route("/jobs", methods=["POST"])
 @blp.arguments(JobRequestSchema(), location="json", required=False)
-@blp.response(202)
-@requires("etl:write")
+@blp.response(202, AcceptedJobSchema)
+@requires("etl:write", max_body="upload", fail_closed=True)
 def create(body):
     """Create an ingest job from a JSON `{"path", "year"}` or a multipart upload (field `file`, optional `year`).
 
@@ -99,20 +111,26 @@ def create(body):
     """
     res = resources()
     idempotency = _idempotency()
+    replay = bool(idempotency) and job_for_key(res, idempotency["idempotency_scope"],
+                                               idempotency["idempotency_key"]) is not None
+    if not replay:
+        check_quota(res, g.api_key.id)  # before an upload is written to disk
     upload = request.files.get("file")
     if upload is not None:
-        return _accepted(_create_from_upload(res, upload, idempotency))
+        return _accepted(_create_from_upload(res, upload, idempotency, replay))
     if not body or not body.get("path"):
         raise ApiError(422, "validation_error", "invalid fields: path",
                        {"fields": {"path": ["send a JSON body with a path, or a multipart file"]}})
     try:
-        submitted = submit_job(res, body["path"], expected_year=body.get("year"), **idempotency)
+        with job_slot(res, g.api_key.id, skip=replay):
+            submitted = submit_job(res, body["path"], expected_year=body.get("year"), api_key_id=g.api_key.id,
+                                   **idempotency)
     except JobInputError as exc:
         raise _input_error(exc) from None
     return _accepted(submitted)
 
 
-def _create_from_upload(res, upload, idempotency: dict):
+def _create_from_upload(res, upload, idempotency: dict, replay: bool):
     name = Path(upload.filename or "").name
     part = getattr(upload.stream, "name", None)  # the file werkzeug wrote (api/uploads.py)
     try:
@@ -133,11 +151,15 @@ def _create_from_upload(res, upload, idempotency: dict):
         else:  # a small part werkzeug kept in memory
             upload.save(target)
         try:
-            submitted = submit_job(res, target, expected_year=year, original_filename=name, upload=True,
-                                   **idempotency)
+            with job_slot(res, g.api_key.id, skip=replay):
+                submitted = submit_job(res, target, expected_year=year, original_filename=name, upload=True,
+                                       api_key_id=g.api_key.id, **idempotency)
         except JobInputError as exc:
             target.unlink(missing_ok=True)
             raise _input_error(exc) from None
+        except ApiError:  # the key's cap was reached meanwhile, or its lock is unavailable: no job exists
+            target.unlink(missing_ok=True)
+            raise
         if submitted.replayed:  # the first request's upload is the one the job reads
             target.unlink(missing_ok=True)
         return submitted
@@ -148,6 +170,7 @@ def _create_from_upload(res, upload, idempotency: dict):
 
 @blp.route("/jobs", methods=["GET"])
 @blp.arguments(ListQuerySchema(), location="query")
+@blp.alt_response(200, schema=JobListSchema, success=True)
 @requires("etl:write")
 def index(query):
     """Recent jobs, newest first."""
@@ -155,6 +178,7 @@ def index(query):
 
 
 @blp.route("/jobs/<int:job_id>", endpoint="Job")
+@blp.alt_response(200, schema=JobSchema, success=True)
 @requires("etl:write")
 def show(job_id: int):
     """One job: status (queued/running/succeeded/failed), phase, progress, timings, error."""
@@ -165,6 +189,7 @@ def show(job_id: int):
 
 
 @blp.route("/jobs/<int:job_id>/cancel", methods=["POST"], endpoint="Cancel")
+@blp.alt_response(200, schema=JobSchema, success=True)
 @requires("etl:write")
 def cancel(job_id: int):
     """Cancel a queued or running job: queued chunks are dropped, running ones stop at their next
@@ -178,9 +203,13 @@ def cancel(job_id: int):
 
 @blp.route("/jobs/<int:job_id>/rejects", endpoint="Rejects")
 @blp.arguments(RejectsQuerySchema(), location="query")
-@requires("etl:write")
+@blp.alt_response(200, schema=RejectPageSchema, success=True)
+@requires("etl:write", person_level=True)
 def rejects(query, job_id: int):
-    """Rejected lines and cells: line number, column, reason, raw value (cursor paging)."""
+    """Rejected lines and cells: line number, column, reason, raw value (cursor paging).
+
+    A raw value comes from a person's row, so it is shown only to a key that also holds
+    `records:read` (and that read is audited); other keys get `raw_value: null`."""
     res = resources()
     with unit_of_work(res.sessions) as session:
         if session.get(EtlJob, job_id) is None:
@@ -191,10 +220,13 @@ def rejects(query, job_id: int):
         ))
     more = len(rows) > query["limit"]
     rows = rows[: query["limit"]]
+    show_raw = g.api_key.allows("records:read")
+    if show_raw:
+        audit_read({"job_id": job_id, **query}, len(rows))
     return {
         "data": [
-            {"line_no": r.line_no, "column": r.column_name, "reason": r.reason, "raw_value": r.raw_value,
-             "whole_row": r.whole_row}
+            {"line_no": r.line_no, "column": r.column_name, "reason": r.reason,
+             "raw_value": r.raw_value if show_raw else None, "whole_row": r.whole_row}
             for r in rows
         ],
         "next_cursor": rows[-1].id if more else None,

@@ -9,15 +9,18 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, select
 
+from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.responses import RecordPageSchema, RecordSchema
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import FLAG_COLUMNS, ID_YEAR_FACTOR, MEASUREMENT_COLUMNS, YearVersion, screenings
 from shared.rules import CATEGORY_LEVELS, DERIVED_COLUMNS, DISCLAIMER
 from shared.rules.layout import HEADLINE_COLUMNS, details, headline, stored_reasons
 
 URL_PREFIX = "/records"
+MAX_RECORD_ID = 2**63 - 1  # BIGINT: a larger id names no record (and must not reach the driver)
 blp = Blueprint("records", __name__, description="Person-level screening records (scope records:read)")
 FLAG_NAMES = [c.removeprefix("flag_") for c in FLAG_COLUMNS]
 RISK_GROUPS = list(CATEGORY_LEVELS["screening_risk_group"])
@@ -35,7 +38,7 @@ class RecordsQuerySchema(Schema):
     screening_risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
     risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS),
                                metadata={"description": "deprecated alias of screening_risk_group"})
-    flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)),
+    flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)), validate=validate.Length(max=len(FLAG_NAMES)),
                        metadata={"description": "repeatable: only records where each named flag is true"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     cursor = fields.String(metadata={"description": "next_cursor from the previous page"})
@@ -111,7 +114,8 @@ def current_versions(conn) -> dict[int, int]:
 
 @blp.route("", methods=["GET"])
 @blp.arguments(RecordsQuerySchema(), location="query")
-@requires("records:read")
+@blp.alt_response(200, schema=RecordPageSchema, success=True)
+@requires("records:read", person_level=True)
 def index(query):
     """Browse records of the current version of each year in id order (year by year, since ids
     start with the year) with filters; `limit` ≤ 100; follow `next_cursor`."""
@@ -144,6 +148,7 @@ def index(query):
                 break
     more = len(rows) > limit
     rows = rows[:limit]
+    audit_read(query, len(rows))
     return {
         "data": [summary(r) for r in rows],
         "next_cursor": _encode_cursor(rows[-1]["id"]) if more and rows else None,
@@ -152,15 +157,20 @@ def index(query):
 
 
 @blp.route("/<int:record_id>", methods=["GET"])
-@requires("records:read")
+@blp.alt_response(200, schema=RecordSchema, success=True)
+@requires("records:read", person_level=True)
 def show(record_id: int):
     """One person of the current version of their year: measurements, derived values, flags,
     categories, rule version."""
-    with resources().engine.connect() as conn:
-        job_id = conn.scalar(select(YearVersion.job_id).where(YearVersion.year == record_id // ID_YEAR_FACTOR))
-        row = None if job_id is None else conn.execute(
-            select(screenings).where(screenings.c.job_id == job_id, screenings.c.id == record_id)
-        ).first()
+    row = None
+    if record_id <= MAX_RECORD_ID:
+        with resources().engine.connect() as conn:
+            job_id = conn.scalar(select(YearVersion.job_id)
+                                 .where(YearVersion.year == record_id // ID_YEAR_FACTOR))
+            row = None if job_id is None else conn.execute(
+                select(screenings).where(screenings.c.job_id == job_id, screenings.c.id == record_id)
+            ).first()
+    audit_read({"id": record_id}, 0 if row is None else 1)
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     return detail(row._mapping)

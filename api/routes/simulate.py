@@ -14,6 +14,7 @@ from webargs.fields import DelimitedList
 
 from api.auth import requires
 from api.extensions import resources
+from api.responses import BatchSimulationSchema, SimulationSchema
 from shared.data.catalog import BY_NAME
 from shared.rules.layout import INCLUDES, person_response
 from shared.rules.scalar import evaluate_scalar
@@ -29,6 +30,8 @@ SMOKING = ("never", "former", "current")
 AGE_RANGE, AGE_GROUP_RANGE, URINE_PROTEIN_RANGE = (20, 99), (5, 18), (1, 6)
 BATCH_MAX = 1000
 BOUNDS = {name: BY_NAME[name].bounds for name in MEASUREMENTS}  # the reader's physiological bounds
+# Checked from Content-Length before the body is read: one person is < 1 KB, 1,000 are < 1 MB.
+SIMULATE_MAX_BODY, BATCH_MAX_BODY = 64 * 1024, 2 * 1024 * 1024
 
 
 def _measurement(name: str) -> fields.Float:
@@ -248,7 +251,8 @@ def _batch_results(results: list[dict], people: list[dict], res) -> list[dict]:
 @blp.route("", methods=["POST"])
 @blp.arguments(SimulateQuerySchema(), location="query")
 @blp.arguments(PersonSchema())
-@requires("simulate")
+@blp.alt_response(200, schema=SimulationSchema, success=True)
+@requires("simulate", max_body=SIMULATE_MAX_BODY, person_level=True)
 def simulate(query, person):
     """Flags, categories, both risk categories, metabolic syndrome, eGFR, 10-year CVD risk and peers;
     what-if and explanations with `include=what_if,explanations`."""
@@ -258,7 +262,8 @@ def simulate(query, person):
 @blp.route("/batch", methods=["POST"])
 @blp.arguments(SimulateQuerySchema(), location="query")
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": BatchSchema}}})
-@requires("simulate")
+@blp.alt_response(200, schema=BatchSimulationSchema, success=True)
+@requires("simulate", max_body=BATCH_MAX_BODY, person_level=True)
 def simulate_batch(query):
     """Up to 1,000 people in one call, results in input order, each shaped like one /simulate answer.
 

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.responses import QueuedTaskSchema, StatsPayloadSchema
 from shared import task_names
 from shared.stats.publish import payload_key
 from shared.stats.store import META_FIELD, latest_alias, read_payload, read_payload_from_db
@@ -32,6 +33,11 @@ _QUERY = StatsQuerySchema()
 _ALLOWED = frozenset(_QUERY.fields)
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
+    return value.isascii() and value.isdigit() and len(value) <= 6
+
+
 def quick_query(args) -> dict | None:
     """The common, plainly valid queries (no filter, digits, M/F) without the schema; else None.
 
@@ -43,11 +49,11 @@ def quick_query(args) -> dict | None:
     if not set(args) <= _ALLOWED or any(len(args.getlist(k)) != 1 for k in args):
         return None
     year, sex, age = args.get("year"), args.get("sex"), args.get("age_group")
-    if year is not None and not (year.isdigit() and YEARS[0] <= int(year) <= YEARS[1]):
+    if year is not None and not (_digits(year) and YEARS[0] <= int(year) <= YEARS[1]):
         return None
     if sex is not None and sex not in SEXES:
         return None
-    if age is not None and not (age.isdigit() and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
+    if age is not None and not (_digits(age) and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
         return None
     out = {}
     if year is not None:
@@ -108,12 +114,13 @@ def _make_view(endpoint: str):
 
 for _endpoint in ENDPOINTS:
     blp.route(f"/{_endpoint}", methods=["GET"], endpoint=_endpoint)(
-        blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}])(_make_view(_endpoint))
+        blp.alt_response(200, schema=StatsPayloadSchema, success=True)(
+            blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}])(_make_view(_endpoint)))
     )
 
 
 @blp.route("/refresh", methods=["POST"])
-@blp.response(202)
+@blp.response(202, QueuedTaskSchema)
 @requires("admin")
 def refresh():
     """Enqueue a recompute of every statistic (scope admin)."""

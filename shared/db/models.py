@@ -150,7 +150,7 @@ class EtlJob(Base):
     # sha256 of "<who>:<Idempotency-Key>" and of the request it came with (a retry returns the job)
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)  # the API key that created it (None: CLI)
     source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     upload: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     options: Mapped[str | None] = mapped_column(Text)  # JSON: what planning decided for the reader
@@ -182,6 +182,7 @@ class EtlJob(Base):
         Index("ix_etl_jobs_version_state", "version_state"),
         UniqueConstraint("active_year", name="uq_etl_jobs_active_year"),
         UniqueConstraint("idempotency_key", name="uq_etl_jobs_idempotency_key"),
+        Index("ix_etl_jobs_api_key_status", "api_key_id", "status"),  # the running-jobs cap per key
     )
 
 
@@ -295,3 +296,24 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditLog(Base):
+    """One row per read of person-level data through the API: who, which route, which filters,
+    how many records, when (`nhis audit` prints it). Never the records themselves."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    key_name: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(128), nullable=False)
+    filters: Mapped[str | None] = mapped_column(Text)  # JSON of the query the caller sent
+    result_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_key_at", "api_key_id", "at"),
+    )

@@ -179,6 +179,16 @@ def submit_job(resources, path: str | Path, expected_year: int | None = None,
     return Submitted(job_id, False)
 
 
+def job_for_key(resources, scope: str, key: str) -> int | None:
+    """The job an idempotency key created, if the key is still honoured (no request check)."""
+    digest = idempotency_digest(scope, key)
+    with unit_of_work(resources.sessions) as session:
+        job = session.scalar(select(EtlJob).where(EtlJob.idempotency_key == digest))
+        if job is None or utcnow() - job.created_at > dt.timedelta(hours=IDEMPOTENCY_HOURS):
+            return None
+        return job.id
+
+
 def _replay(resources, digest: str, fingerprint: str) -> int | None:
     """The job an earlier request with this key created, if the key is still honoured."""
     with unit_of_work(resources.sessions) as session:

@@ -298,10 +298,10 @@ def test_the_database_cut_mid_job_the_job_finishes_cleanly_after_it_returns(make
     worker = system.worker("w", concurrency=2)
     job_id = create_job(resources, path)
     wait_until(lambda: get_job(resources, job_id)["progress"]["chunks_done"] >= 2, 120, 0.02, "two chunks done")
-    system.proxy.cut()
+    system.proxy.set_mode("refuse")
     wait_until(lambda: "Retry in" in worker.log_path.read_text() or "OperationalError" in worker.log_path.read_text(),
                60, 0.2, "the worker to meet the outage")
-    system.proxy.restore()
+    system.proxy.set_mode("forward")
     job = wait_until(lambda: (j := get_job(resources, job_id)) and j["status"] in ("succeeded", "failed") and j,
                      240, 0.5, "the job to end after the database returned")
     if job["status"] == "succeeded":

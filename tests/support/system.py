@@ -4,13 +4,8 @@ and nothing else can finish a job for it."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 from pathlib import Path
 
-import pytest
-import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -18,39 +13,9 @@ from shared.cli.db import upgrade
 from shared.config import load_settings
 from shared.resources import Resources
 from tests.support import services
-from tests.support.tcp_proxy import TcpProxy
-from tests.support.worker import BeatProcess, WorkerProcess, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of our own (no persistence), so killing it disturbs nothing else."""
-
-    def __init__(self, folder: Path):
-        if shutil.which("redis-server") is None:
-            pytest.fail("redis-server is needed for the fault tests")
-        self.port = free_port()
-        self.folder = folder
-        self.proc = None
-
-    def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis.Redis(port=self.port).ping(), 30, 0.1, "private redis")
-        return self
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+from tests.support.private_redis import PrivateRedis
+from tests.support.tcpproxy import TcpProxy
+from tests.support.worker import BeatProcess, WorkerProcess
 
 
 class IsolatedSystem:
