@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     ingest_url_prefixes: str = Field(default="", alias="NHIS_INGEST_URL_PREFIXES")
     ingest_url_max_mb: int = Field(default=1024, ge=1, alias="NHIS_INGEST_URL_MAX_MB")
     ingest_url_connect_seconds: float = Field(default=5.0, gt=0, le=300, alias="NHIS_INGEST_URL_CONNECT_SECONDS")
-    ingest_url_read_seconds: float = Field(default=30.0, gt=0, le=3600, alias="NHIS_INGEST_URL_READ_SECONDS")
+    ingest_url_read_seconds: float = Field(default=20.0, gt=0, le=3600, alias="NHIS_INGEST_URL_READ_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="json", pattern="^(json|console)$", alias="LOG_FORMAT")
     flower_basic_auth: str = Field(default="admin:change-me", alias="FLOWER_BASIC_AUTH")

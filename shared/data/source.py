@@ -103,7 +103,7 @@ class UrlPolicy:
     prefixes: tuple[str, ...] = ()  # normalised (see normalise_url); empty: URLs are refused
     max_bytes: int | None = None
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 20.0
     max_redirects: int = 3
 
     def check(self, url: str) -> str:

@@ -138,3 +138,51 @@ def test_the_cli_key_for_a_url_follows_its_version_without_downloading_it(make_a
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
     changed = CliRunner().invoke(ingest_command, [url, "--year", "2022"], obj=obj)
     assert changed.exit_code == 3 and f"running job: {job_id}" in changed.stderr
+
+
+def test_planning_waits_for_an_unreachable_url_then_fails_with_the_reason(make_app, server):
+    from shared.etl.jobs import submit_job
+    from shared.etl.plan import plan_job
+
+    _, _, resources = make_app(ingest_url_prefixes=server.url(""), chunk_max_attempts=2)
+    job_id = submit_job(resources, server.url("nhis-2022.csv"), 2022).job_id
+    server.stop()  # the file server goes away after the job was accepted
+    assert plan_job(resources, job_id) == []
+    with unit_of_work(resources.sessions) as session:
+        job = session.get(EtlJob, job_id)
+        assert (job.status, job.plan_attempts, job.error, job.planned_at) == ("running", 1, None, None)
+    plan_job(resources, job_id)  # what the reaper sends after its grace period
+    with unit_of_work(resources.sessions) as session:
+        job = session.get(EtlJob, job_id)
+        assert job.status == "failed" and "cannot reach the file after 2 attempts" in job.error
+        assert "cannot connect" in job.error
+
+
+def test_a_chunk_read_refused_removed_or_unreachable(make_app, server):
+    """Refused or removed: the job cannot succeed (SourceUnusable); unreachable: retried (SourceUnavailable)."""
+    from shared.data.source import SourceUnavailable
+    from shared.etl import chunk as chunk_mod
+    from shared.etl.jobs import submit_job
+    from shared.etl.plan import plan_job
+
+    _, _, resources = make_app(ingest_url_prefixes=server.url(""), chunk_rows=1000)
+    job_id = submit_job(resources, server.url("nhis-2022.csv"), 2022).job_id
+    assert plan_job(resources, job_id) == [0, 1, 2]
+    done = chunk_mod.load_chunk(resources, job_id, 0, worker="w@test")
+    assert done["rows_loaded"] + done["rows_rejected"] == 1000
+    server.ranges = False
+    with pytest.raises(chunk_mod.SourceUnusable, match="does not support byte ranges"):
+        chunk_mod.load_chunk(resources, job_id, 1, worker="w@test")
+    server.ranges = True
+    path = server.folder / "nhis-2022.csv"
+    data = path.read_bytes()
+    path.unlink()
+    with pytest.raises(chunk_mod.FileChanged, match="removed after planning"):
+        chunk_mod.load_chunk(resources, job_id, 1, worker="w@test")
+    path.write_bytes(data)
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(chunk_mod.FileChanged, match="changed after planning"):
+        chunk_mod.load_chunk(resources, job_id, 2, worker="w@test")
+    server.stop()
+    with pytest.raises(SourceUnavailable):
+        chunk_mod.load_chunk(resources, job_id, 2, worker="w@test")
