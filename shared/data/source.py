@@ -408,8 +408,12 @@ class HttpSource(Source):
             raise SourceUnavailable(f"{self.name}: a redirect without a Location header")
         target = urljoin(url, location)
         here, there = urlsplit(url), urlsplit(target)
-        same = (here.scheme, here.hostname, here.port or _default_port(here.scheme)) == (
-            there.scheme.lower(), (there.hostname or "").lower(), there.port or _default_port(there.scheme.lower()))
+        try:
+            same = (here.scheme, here.hostname, here.port or _default_port(here.scheme)) == (
+                there.scheme.lower(), (there.hostname or "").lower(),
+                there.port or _default_port(there.scheme.lower()))
+        except ValueError:  # a bad port in the Location header
+            same = False
         if not same:
             raise SourceRefused(
                 f"{self.name}: the server redirects to another host ({there.scheme}://{there.netloc}); "
