@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     keep_uploads: bool = Field(default=False, alias="NHIS_KEEP_UPLOADS")
     chunk_max_mb: int = Field(default=16, ge=1, le=1024, alias="NHIS_CHUNK_MAX_MB")
     max_line_kb: int = Field(default=64, ge=1, le=16384, alias="NHIS_MAX_LINE_KB")
+    # Ingest from URLs (shared/data/source.py): the allowed prefixes, comma-separated; empty refuses URLs.
+    ingest_url_prefixes: str = Field(default="", alias="NHIS_INGEST_URL_PREFIXES")
+    ingest_url_max_mb: int = Field(default=1024, ge=1, alias="NHIS_INGEST_URL_MAX_MB")
+    ingest_url_connect_seconds: float = Field(default=5.0, gt=0, le=300, alias="NHIS_INGEST_URL_CONNECT_SECONDS")
+    ingest_url_read_seconds: float = Field(default=20.0, gt=0, le=3600, alias="NHIS_INGEST_URL_READ_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="json", pattern="^(json|console)$", alias="LOG_FORMAT")
     flower_basic_auth: str | None = Field(default=None, alias="FLOWER_BASIC_AUTH")
@@ -149,6 +154,24 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value):
         return None if value == "" else value
+
+    @field_validator("ingest_url_prefixes")
+    @classmethod
+    def _check_url_prefixes(cls, value: str) -> str:
+        from shared.data.source import normalise_url  # standard library only
+
+        prefixes = []
+        for item in value.replace(",", " ").split():
+            try:
+                prefixes.append(normalise_url(item))
+            except ValueError as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+        return ",".join(prefixes)
+
+    @property
+    def url_prefixes(self) -> tuple[str, ...]:
+        """The normalised URL prefixes ingest may read from (empty: URLs are refused)."""
+        return tuple(p for p in self.ingest_url_prefixes.split(",") if p)
 
     # -- derived values -------------------------------------------------------------------------
     @property

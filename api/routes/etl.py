@@ -1,4 +1,5 @@
-"""ETL jobs: create (path under NHIS_DATA_DIR or streamed upload), progress, rejects."""
+"""ETL jobs: create (path under NHIS_DATA_DIR, URL under an allowed prefix, or streamed upload),
+progress, rejects."""
 
 from __future__ import annotations
 
@@ -35,9 +36,13 @@ ALLOWED_SUFFIXES = (".csv",)
 
 
 class JobRequestSchema(Schema):
-    path = fields.String(validate=[validate.Length(1, 1024), validate.Regexp(r"^[^\x00-\x1f\x7f]*$",
-                                                                            error="control characters are not allowed")],
-                         metadata={"description": "file path relative to NHIS_DATA_DIR (or absolute inside it)"})
+    path = fields.String(
+        validate=[validate.Length(1, 1024), validate.Regexp(r"^[^\x00-\x1f\x7f]*$",
+                                                            error="control characters are not allowed")],
+        metadata={"description": (
+            "file path relative to NHIS_DATA_DIR (or absolute inside it), or a URL under one of "
+            "NHIS_INGEST_URL_PREFIXES: http(s):// (read with byte-range requests) or s3:// and other fsspec "
+            "URLs when the server has the `remote` extra")})
     year = fields.Integer(validate=validate.Range(2002, 2100),
                           metadata={"description": "expected screening year; rows of other years are rejected"})
 
@@ -99,6 +104,13 @@ def _idempotency() -> dict:
 @requires("etl:write", max_body="upload", fail_closed=True)
 def create(body):
     """Create an ingest job from a JSON `{"path", "year"}` or a multipart upload (field `file`, optional `year`).
+
+    `path` is a file under NHIS_DATA_DIR or a URL under an allowed prefix (NHIS_INGEST_URL_PREFIXES;
+    empty refuses URLs with 400 `url_not_allowed`). A URL is checked before the job exists: its
+    server must answer byte-range requests (422 `range_not_supported`), redirects to another host
+    are refused (400 `redirect_refused`), a missing file is 400 `file_not_found`, an unreachable one
+    422 `source_unreachable`, one larger than NHIS_INGEST_URL_MAX_MB 413, and the header is read
+    as for a local file (415 `not_csv`, 422 `missing_columns`).
 
     The job loads its year into a new version; the current version stays what readers see until
     the job succeeds. A year that already has a queued or running job answers 409 with that job's

@@ -14,8 +14,8 @@ from shared.etl.jobs import (
     JobConflict,
     JobInputError,
     cancel_job,
-    file_idempotency_key,
     get_job,
+    idempotency_key_for,
     list_jobs,
     resolve_source,
     submit_job,
@@ -24,27 +24,32 @@ from shared.etl.jobs import (
 
 
 @click.command("ingest")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE_OR_URL")
 @click.option("--year", type=int, help="expected screening year; rows of other years are rejected")
 @click.option("--wait", is_flag=True, help="draw a progress bar until the job ends")
 @click.option("--again", is_flag=True,
               help="load the file even if the same content was ingested in the last 24 h")
 @click.pass_obj
 def ingest_command(obj, file: str, year: int | None, wait: bool, again: bool) -> None:
-    """Enqueue FILE (under NHIS_DATA_DIR) for loading through Celery and print the job id.
+    """Enqueue a file under NHIS_DATA_DIR, or a URL, for loading through Celery; print the job id.
 
-    The job loads a new version of the year; the current one stays visible until it succeeds.
-    Running the command twice for the same file and year (a retry) gives the same job: the key is
-    the file's content hash and the year. Exits 3 if the year already has a running job.
+    A URL (http(s)://, or s3:// and other fsspec URLs with the `remote` extra) must start with one
+    of NHIS_INGEST_URL_PREFIXES; every worker reads its own byte ranges from it, so worker hosts
+    need no shared folder. The job loads a new version of the year; the current one stays visible
+    until it succeeds. Running the command twice for the same file and year (a retry) gives the
+    same job: the key is the file's content hash and the year, or for a URL the URL, its ETag (or
+    Last-Modified) and size, and the year. Exits 3 if the year already has a running job.
 
     \b
     Examples:
       nhis ingest data/nhis-2024.csv --year 2024 --wait
       nhis ingest nhis-2023.csv            # year read from the file's first lines
+      nhis ingest https://files.example.org/nhis/nhis-2022.csv --year 2022
     """
     resources = obj.resources
     try:
-        key = None if again else file_idempotency_key(resolve_source(resources.settings, file), year)
+        key = None if again else idempotency_key_for(resources.settings, resolve_source(resources.settings, file),
+                                                     year)
         submitted = submit_job(resources, file, expected_year=year, idempotency_key=key, idempotency_scope="cli")
     except JobConflict as exc:
         click.echo(f"error: {exc.message}\nrunning job: {exc.job_id} (nhis jobs show {exc.job_id}; "

@@ -10,8 +10,10 @@ Design (why it is fast, bounded and why nothing is lost):
   once per file (duplicate ids, the age-band numbering, blank drinking cells, years). Memory stays
   bounded by the block size whatever the file: a line longer than ``max_line_bytes`` is never held
   whole, it becomes a one-line range read back as a ``line_too_long`` reject.
-- Each range is read on its own by seek + read (:func:`read_range`), with the planning decisions
-  in :class:`ReadOptions`; a range whose bytes no longer match raises :class:`FileChangedError`.
+- Each range is read on its own (:func:`read_range`), with the planning decisions in
+  :class:`ReadOptions`; a range whose bytes no longer match raises :class:`FileChangedError`.
+- Bytes come from a :class:`shared.data.source.Source`: a local file (plain seek + read), or a URL
+  read with byte-range requests, so a worker on any host reads only its own range.
 - Every non-blank data line ends up in ``frame`` or in ``rejects`` with ``whole_row=True``:
   ``len(frame) + whole-row rejects == lines_read``. Blank lines (zero length once a trailing CR is
   removed) are not data lines and are not counted. A cell that cannot be trusted becomes NaN and
@@ -23,6 +25,7 @@ Design (why it is fast, bounded and why nothing is lost):
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -31,7 +34,6 @@ import os
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -53,6 +55,7 @@ from shared.data.catalog import (
     guess_style,
     match_header,
 )
+from shared.data.source import Source, SourceChanged, SourceVersion, open_source
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ class EncodingError(ReaderError):
 
 
 class FileChangedError(ReaderError):
-    """The file is not the one that was planned: size, modification time or a range's bytes differ."""
+    """The file is not the one that was planned: size, modification time, version or a range's bytes differ."""
 
 
 class MissingColumnsError(ReaderError):
@@ -129,7 +132,7 @@ class MissingColumnsError(ReaderError):
 class FileLayout:
     """What inspect_file learned from the first part of a file; enough to read any byte range."""
 
-    path: str
+    path: str  # a local path or a URL (shared.data.source)
     size: int
     encoding: str  # 'utf-8-sig' | 'utf-8' | 'cp949'
     header_bytes: int  # offset of the first data byte
@@ -168,7 +171,8 @@ class ReadOptions:
 
     ``duplicates`` maps the line number of a repeated (year, subscriber id) to the line of its first
     occurrence; None means "detect repeats within the range only" (a range read on its own).
-    ``file_size`` / ``mtime_ns``, when given, must still match the file.
+    ``file_size`` / ``mtime_ns`` / ``version`` (a URL's ETag or Last-Modified, see
+    shared.data.source.SourceVersion), when given, must still match the file.
     """
 
     expected_year: int | None = None
@@ -178,6 +182,7 @@ class ReadOptions:
     file_size: int | None = None
     mtime_ns: int | None = None
     max_line_bytes: int = MAX_LINE_BYTES
+    version: str | None = None
 
     def __post_init__(self) -> None:
         if self.age_scheme not in AGE_SCHEMES:
@@ -259,10 +264,11 @@ class FileScan:
 
     path: str
     size: int
-    mtime_ns: int
+    mtime_ns: int | None  # local files; None for a URL
     ranges: tuple[ByteRange, ...]
     profile: FileProfile
     max_line_bytes: int = MAX_LINE_BYTES
+    version: str | None = None  # a URL's validator (ETag or Last-Modified)
 
     def read_options(self, expected_year: int | None = None) -> ReadOptions:
         """Options that read every range with this scan's decisions (restrict per range with for_range)."""
@@ -274,6 +280,7 @@ class FileScan:
             file_size=self.size,
             mtime_ns=self.mtime_ns,
             max_line_bytes=self.max_line_bytes,
+            version=self.version,
         )
 
 
@@ -287,15 +294,40 @@ class ChunkResult:
 # --- layout --------------------------------------------------------------------------------------
 
 
-def inspect_file(path: str | os.PathLike) -> FileLayout:
-    """Detect encoding, newline and column mapping from the header; raises ReaderError subclasses."""
-    path = os.fspath(path)
-    name = Path(path).name
-    size = os.path.getsize(path)
+@contextlib.contextmanager
+def _opened(location: str | os.PathLike | Source, source: Source | None = None) -> Iterator[Source]:
+    """The given source, or one opened (and closed) here; a change seen while reading is a FileChangedError.
+
+    Opening a URL here uses the default policy, which refuses URLs: callers that accept URLs open
+    the source with their policy and pass it in.
+    """
+    if source is None and isinstance(location, Source):
+        source = location
+    src = source if source is not None else open_source(location)
+    try:
+        yield src
+    except SourceChanged as exc:
+        raise FileChangedError(f"{exc}; start a new job for the new file") from None
+    finally:
+        if source is None:
+            src.close()
+
+
+def inspect_file(path: str | os.PathLike | Source) -> FileLayout:
+    """Detect encoding, newline and column mapping from the header; raises ReaderError subclasses.
+
+    ``path`` is a local path or an open :class:`Source` (a URL opened with its policy).
+    """
+    with _opened(path) as source:
+        return _inspect(source)
+
+
+def _inspect(source: Source) -> FileLayout:
+    path, name = source.location, source.name
+    size = source.version.size
     if size == 0:
         raise EmptyFileError(f"{name}: the file is empty")
-    with open(path, "rb") as fh:
-        head = fh.read(HEAD_BYTES)
+    head = source.read(0, min(HEAD_BYTES, size))
     _refuse_binary(name, head)
 
     bom = head.startswith(codecs.BOM_UTF8)
@@ -397,19 +429,21 @@ def scan_file(
     max_line_bytes: int = MAX_LINE_BYTES,
     *,
     block_bytes: int = SCAN_BLOCK,
+    source: Source | None = None,
 ) -> FileScan:
     """Read the body once in blocks: ranges (by lines and bytes, with checksums) and the profile.
 
     Memory is bounded by ``block_bytes + max_line_bytes`` for the bytes, plus 21 bytes per row for
     the file-wide checks (1M rows: 21 MB). Raises FileChangedError if the file changes while
-    it is read.
+    it is read. A URL is streamed with one range request (``source``: opened with its policy).
     """
     _check_limits(target_rows, max_bytes, max_line_bytes, block_bytes)
     cutter = _RangeCutter(layout.header_bytes, target_rows, max_bytes)
     profiler = _Profiler(layout)
-    with open(layout.path, "rb") as fh:
-        before = os.fstat(fh.fileno())
-        for piece in _pieces(fh, layout.header_bytes, before.st_size, block_bytes, max_line_bytes):
+    with _opened(layout.path, source) as src:
+        before = src.version
+        blocks = src.blocks(layout.header_bytes, before.size, block_bytes)
+        for piece in _pieces(blocks, layout.header_bytes, max_line_bytes):
             if isinstance(piece, _Oversized):
                 cutter.add_oversized(piece.start, piece.end, piece.checksum)
                 profiler.add_oversized()
@@ -418,16 +452,17 @@ def scan_file(
             profiler.add(piece.data, lines, cutter.upcoming_line_no)
             _cut_piece(cutter, piece, lines)
         cutter.finish()
-        after = os.fstat(fh.fileno())
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise FileChangedError(f"{Path(layout.path).name}: the file changed while it was being planned")
+        after = src.current_version()
+    if after != before:
+        raise FileChangedError(f"{src.name}: the file changed while it was being planned")
     return FileScan(
         path=layout.path,
-        size=before.st_size,
-        mtime_ns=before.st_mtime_ns,
+        size=before.size,
+        mtime_ns=before.mtime_ns,
         ranges=tuple(cutter.ranges),
         profile=profiler.finish(),
         max_line_bytes=max_line_bytes,
+        version=before.tag,
     )
 
 
@@ -436,13 +471,15 @@ def plan_ranges(
     target_rows: int = 50_000,
     max_bytes: int = MAX_RANGE_BYTES,
     max_line_bytes: int = MAX_LINE_BYTES,
+    *,
+    source: Source | None = None,
 ) -> list[ByteRange]:
     """The ranges of :func:`scan_file` without the profile (no parsing): for tools and tests."""
     _check_limits(target_rows, max_bytes, max_line_bytes, SCAN_BLOCK)
     cutter = _RangeCutter(layout.header_bytes, target_rows, max_bytes)
-    with open(layout.path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        for piece in _pieces(fh, layout.header_bytes, size, SCAN_BLOCK, max_line_bytes):
+    with _opened(layout.path, source) as src:
+        blocks = src.blocks(layout.header_bytes, src.version.size, SCAN_BLOCK)
+        for piece in _pieces(blocks, layout.header_bytes, max_line_bytes):
             if isinstance(piece, _Oversized):
                 cutter.add_oversized(piece.start, piece.end, piece.checksum)
             else:
@@ -477,23 +514,17 @@ class _Oversized:
     checksum: int
 
 
-def _pieces(fh, start: int, end: int, block_bytes: int, max_line_bytes: int) -> Iterator[_Piece | _Oversized]:
-    """Stream [start, end) as pieces of whole lines; a line that outgrows the limit is skipped over.
+def _pieces(blocks: Iterator[bytes], start: int, max_line_bytes: int) -> Iterator[_Piece | _Oversized]:
+    """Turn the blocks of [start, end) into pieces of whole lines; a line that outgrows the limit is skipped over.
 
     An incomplete line is carried into the next block only while it is at most max_line_bytes + 1
     bytes (its content may still end in CR); beyond that it is oversized for certain, and its bytes
     are only checksummed until its newline. So no piece is longer than block_bytes + max_line_bytes
     + 1, whatever the file holds.
     """
-    fh.seek(start)
-    pos = start
     carry, carry_at = b"", start  # the start of an incomplete line, and its file offset
     skipping, skip_start, skip_len, skip_crc = False, 0, 0, 0
-    while pos < end:
-        block = fh.read(min(block_bytes, end - pos))
-        if not block:
-            break  # the file shrank; scan_file's final stat reports it
-        pos += len(block)
+    for block in blocks:  # a file that shrank ends early; scan_file's final version check reports it
         at = 0  # first byte of the block not handled yet
         if skipping:
             nl = block.find(b"\n")
@@ -750,22 +781,23 @@ def read_range(
     options: ReadOptions | None = None,
     *,
     expected_year: int | None = None,
+    source: Source | None = None,
 ) -> ChunkResult:
-    """Read and type one byte range (seek + read of that range only) with the planning decisions.
+    """Read and type one byte range (that range only: seek + read, or one range request).
 
-    Raises FileChangedError when the file's size or modification time differ from ``options``, or
-    the range's bytes from its checksum. An oversized range is rejected without reading the line.
+    Raises FileChangedError when the file's size, modification time or version differ from
+    ``options``, or the range's bytes from its checksum. An oversized range is rejected without
+    reading the line.
     """
     options = options or ReadOptions()
     if expected_year is not None:
         options = dataclasses.replace(options, expected_year=expected_year)
-    name = Path(layout.path).name
-    with open(layout.path, "rb") as fh:
-        _check_identity(name, os.fstat(fh.fileno()), options)
-        fh.seek(byte_range.start)
+    with _opened(layout.path, source) as src:
+        name = src.name
+        _check_identity(name, src.version, options)
         if byte_range.oversized:
-            return _read_oversized(layout, fh, byte_range, name)
-        data = fh.read(byte_range.end - byte_range.start)
+            return _read_oversized(layout, src, byte_range, name)
+        data = src.read(byte_range.start, byte_range.end)
     if byte_range.checksum is not None and (
         len(data) != byte_range.end - byte_range.start or zlib.crc32(data) != byte_range.checksum
     ):
@@ -782,11 +814,12 @@ def iter_chunks(
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[ChunkResult]:
     """The whole file, planned by scan_file and read one range at a time (bounded memory)."""
-    layout = inspect_file(path)
-    scan = scan_file(layout, target_rows, max_bytes, max_line_bytes)
-    options = scan.read_options(expected_year)
-    for byte_range in scan.ranges:
-        yield read_range(layout, byte_range, options)
+    with _opened(path) as source:
+        layout = inspect_file(source)
+        scan = scan_file(layout, target_rows, max_bytes, max_line_bytes, source=source)
+        options = scan.read_options(expected_year)
+        for byte_range in scan.ranges:
+            yield read_range(layout, byte_range, options, source=source)
 
 
 def parse_bytes(
@@ -811,17 +844,22 @@ def parse_bytes(
     return ChunkResult(frame=frame, rejects=rejects, lines_read=int((~lines.blank).sum()))
 
 
-def _check_identity(name: str, stat: os.stat_result, options: ReadOptions) -> None:
-    if options.file_size is not None and stat.st_size != options.file_size:
+def _check_identity(name: str, current: SourceVersion, options: ReadOptions) -> None:
+    if options.file_size is not None and current.size != options.file_size:
         raise FileChangedError(
             f"{name} changed after the job was planned: it was {options.file_size:,} bytes, it is now "
-            f"{stat.st_size:,}; start a new job for the new file"
+            f"{current.size:,}; start a new job for the new file"
         )
-    if options.mtime_ns is not None and stat.st_mtime_ns != options.mtime_ns:
+    if options.mtime_ns is not None and current.mtime_ns is not None and current.mtime_ns != options.mtime_ns:
         raise FileChangedError(
             f"{name} changed after the job was planned: it was modified at "
-            f"{_when(stat.st_mtime_ns)}, after planning (file then modified at {_when(options.mtime_ns)}); "
+            f"{_when(current.mtime_ns)}, after planning (file then modified at {_when(options.mtime_ns)}); "
             "start a new job for the new file"
+        )
+    if options.version is not None and current.tag != options.version:
+        raise FileChangedError(
+            f"{name} changed after the job was planned: its version was {options.version}, it is now "
+            f"{current.tag or 'unknown'}; start a new job for the new file"
         )
 
 
@@ -837,18 +875,17 @@ def _when(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
 
 
-def _read_oversized(layout: FileLayout, fh, byte_range: ByteRange, name: str) -> ChunkResult:
-    """One over-long line: a whole-row reject with a short prefix; its bytes are only checksummed."""
+def _read_oversized(layout: FileLayout, source: Source, byte_range: ByteRange, name: str) -> ChunkResult:
+    """One over-long line: a whole-row reject with a short prefix; its bytes are only checksummed.
+
+    The line is streamed in blocks of _VERIFY_BLOCK (memory stays flat whatever its length).
+    """
     length = byte_range.end - byte_range.start
-    head = fh.read(min(_RAW_BYTES, length))
+    head = source.read(byte_range.start, byte_range.start + min(_RAW_BYTES, length))
     crc, seen = zlib.crc32(head), len(head)
     if byte_range.checksum is not None:
-        buffer = bytearray(_VERIFY_BLOCK)  # one reused buffer: memory stays flat whatever the line
-        while seen < length:
-            got = fh.readinto(memoryview(buffer)[: min(_VERIFY_BLOCK, length - seen)])
-            if not got:
-                break
-            crc, seen = zlib.crc32(memoryview(buffer)[:got], crc), seen + got
+        for block in source.blocks(byte_range.start + seen, byte_range.end, _VERIFY_BLOCK):
+            crc, seen = zlib.crc32(block, crc), seen + len(block)
         if seen != length or crc != byte_range.checksum:
             raise _changed(name, byte_range)
     if len(head) == length:  # a short line (small limit): drop its line break

@@ -13,22 +13,35 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from sqlalchemy import delete, insert, select, update
 
 from shared import task_names
+from shared.data.source import (
+    Source,
+    SourceChanged,
+    SourceError,
+    SourceNotFound,
+    SourceUnavailable,
+    SourceVersion,
+)
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlDuplicate, EtlJob, EtlReject, StatsPartial, utcnow
-from shared.etl.jobs import end_job
+from shared.etl.jobs import end_job, job_source_version, open_job_source
 from shared.etl.states import ChunkStatus, JobStatus
 from shared.heartbeat import alive_workers, chunk_held, pid_alive
 
 log = structlog.get_logger(__name__)
 
 
-class FileChanged(Exception):
-    """The source file is not the one that was planned (size, mtime or a range checksum differ)."""
+class SourceUnusable(Exception):
+    """The job's file cannot be read as planned, and retrying will not change that: the job fails."""
+
+
+class FileChanged(SourceUnusable):
+    """The source file is not the one that was planned (size, mtime, version or a range checksum differ)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,7 @@ def run_claim(resources, claim: Claim) -> dict:
     started = time.perf_counter()
     with unit_of_work(resources.sessions) as session:
         job = session.get(EtlJob, claim.job_id)
-        source, size, mtime_ns = job.source_path, job.file_size, job.source_mtime_ns
+        location, expected = job.source_path, job_source_version(job)
         stored = json.loads(job.options) if job.options else {"expected_year": job.year}
         duplicates = dict(session.execute(
             select(EtlDuplicate.line_no, EtlDuplicate.first_line_no).where(
@@ -174,16 +187,19 @@ def run_claim(resources, claim: Claim) -> dict:
     options = ReadOptions.from_dict({**stored, "duplicates": duplicates})
 
     t = time.perf_counter()
-    check_unchanged(source, size, mtime_ns)
+    byte_range = ByteRange(claim.chunk_index, claim.byte_start, claim.byte_end, claim.first_line_no, claim.n_lines,
+                           claim.checksum, claim.oversized)
     try:
-        result = read_range(
-            inspect_file(source),
-            ByteRange(claim.chunk_index, claim.byte_start, claim.byte_end, claim.first_line_no, claim.n_lines,
-                      claim.checksum, claim.oversized),
-            options,
-        )
-    except FileChangedError as exc:
+        with open_planned_source(resources.settings, location, expected) as source:
+            result = read_range(inspect_file(source), byte_range, options, source=source)
+    except (FileChangedError, SourceChanged) as exc:
         raise FileChanged(str(exc)) from None
+    except SourceNotFound:
+        raise FileChanged(f"the source file {_name(location)} was removed after planning") from None
+    except SourceError as exc:
+        if isinstance(exc, SourceUnavailable):
+            raise  # may work on the next attempt (the task retries with backoff)
+        raise SourceUnusable(f"cannot read {_name(location)}: {exc}") from None
     timings["read"] = time.perf_counter() - t
 
     if not job_still_running(resources, claim.job_id):  # cancelled while we read: stop here
@@ -241,15 +257,43 @@ def run_claim(resources, claim: Claim) -> dict:
     return {"rows_loaded": loaded, "rows_rejected": whole, "seconds": seconds}
 
 
-def check_unchanged(source: str, size: int | None, mtime_ns: int | None) -> None:
-    """Refuse to read a file that changed since the job was created (size or modification time)."""
+def _name(location: str) -> str:
+    return Path(location).name if "://" not in location else location.rsplit("/", 1)[-1] or location
+
+
+def open_planned_source(settings, location: str, expected: SourceVersion) -> Source:
+    """Open the job's file (a path or a URL) and refuse it if it changed since the job was created.
+
+    Changed means another size, modification time (local) or validator (a URL's ETag or
+    Last-Modified); each range is also checked against its CRC-32 when it is read.
+    """
     try:
-        stat = os.stat(source)
+        source = open_job_source(settings, location)
     except FileNotFoundError:
-        raise FileChanged(f"the source file {os.path.basename(source)} was removed after planning") from None
-    if (size is not None and stat.st_size != size) or (mtime_ns is not None and stat.st_mtime_ns != mtime_ns):
-        raise FileChanged(f"the source file {os.path.basename(source)} changed after planning "
-                          f"(size {size} -> {stat.st_size} bytes); ingest it again as a new job")
+        raise FileChanged(f"the source file {_name(location)} was removed after planning") from None
+    try:
+        check_unchanged(source, expected)
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
+def check_unchanged(source: Source, expected: SourceVersion) -> None:
+    """Refuse a file whose size, modification time or validator differ from ``expected``."""
+    try:
+        current = source.version
+    except SourceNotFound:
+        raise FileChanged(f"the source file {source.name} was removed after planning") from None
+    if current.size != expected.size:
+        raise FileChanged(f"the source file {source.name} changed after planning "
+                          f"(size {expected.size} -> {current.size} bytes); ingest it again as a new job")
+    if (expected.mtime_ns is not None and current.mtime_ns != expected.mtime_ns) or (
+            expected.tag is not None and current.tag != expected.tag):
+        how = (f"version {expected.tag} -> {current.tag or 'none'}" if expected.tag is not None
+               else "it was modified since")
+        raise FileChanged(f"the source file {source.name} changed after planning ({how}); "
+                          "ingest it again as a new job")
 
 
 def reject_rows(rejects, job_id: int, chunk_index: int) -> list[dict]:

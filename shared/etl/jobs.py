@@ -1,5 +1,8 @@
 """ETL jobs as the API and CLI see them: create (commit, then enqueue), cancel, describe, wait.
 
+A job reads a path under NHIS_DATA_DIR or a URL under an allowed prefix (NHIS_INGEST_URL_PREFIXES;
+see shared/data/source.py): both are confined, and a URL is read with byte ranges by every worker.
+
 A job loads one year into its own version of that year. Creating a job for a year that already has
 a queued or running one is refused (`JobConflict`, HTTP 409): the unique `active_year` column makes
 the database the arbiter, so two concurrent requests cannot both win. A request carrying an
@@ -19,6 +22,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared import task_names
+from shared.data.source import (
+    Source,
+    SourceError,
+    SourceRefused,
+    SourceVersion,
+    UrlPolicy,
+    is_url,
+    open_source,
+)
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlJob, utcnow
 from shared.etl.states import ACTIVE_JOB, ChunkStatus, JobPhase, JobStatus, VersionState
@@ -44,8 +56,44 @@ class JobConflict(JobInputError):
         self.year, self.job_id = year, job_id
 
 
-def resolve_source(settings, path: str | Path) -> Path:
-    """The file as an absolute path inside NHIS_DATA_DIR; anything outside is refused."""
+def url_policy(settings) -> UrlPolicy:
+    """What URLs ingest may read, and how (the settings NHIS_INGEST_URL_*)."""
+    return UrlPolicy(prefixes=settings.url_prefixes, max_bytes=settings.ingest_url_max_mb * 2**20,
+                     connect_timeout=settings.ingest_url_connect_seconds,
+                     read_timeout=settings.ingest_url_read_seconds)
+
+
+def open_job_source(settings, location: str | Path) -> Source:
+    """A job's file (a resolved path, or a URL) opened for reading under the settings' URL policy."""
+    return open_source(str(location) if isinstance(location, Path) else location, url_policy(settings))
+
+
+# HTTP status of each source problem at job creation (all are the client's to fix, hence 4xx).
+_SOURCE_STATUS = {
+    "file_too_large": 413,
+    "range_not_supported": 422,
+    "access_denied": 422,
+    "http_error": 422,
+    "source_unreachable": 422,
+    "source_changed": 422,
+}
+
+
+def source_error_to_input_error(exc: SourceError, path: str | Path) -> JobInputError:
+    """A source problem at job creation as a 4xx naming the field (`path`) and the code."""
+    return JobInputError(_SOURCE_STATUS.get(exc.code, 400), exc.code, str(exc), {"field": "path", "path": str(path)})
+
+
+def resolve_source(settings, path: str | Path) -> Path | str:
+    """The file as an absolute path inside NHIS_DATA_DIR, or a URL under an allowed prefix (normalised).
+
+    Anything else is refused. A URL is only checked here, not fetched.
+    """
+    if isinstance(path, str) and is_url(path):
+        try:
+            return url_policy(settings).check(path)
+        except SourceRefused as exc:
+            raise source_error_to_input_error(exc, path) from None
     root = settings.data_dir.resolve()
     candidate = Path(path)
     if not candidate.is_absolute() and not candidate.exists():
@@ -73,7 +121,7 @@ def reader_error_to_input_error(exc) -> JobInputError:
     return JobInputError(422, "unreadable_file", str(exc))
 
 
-def job_year(path: Path, expected_year: int | None) -> int:
+def job_year(source: Source, expected_year: int | None) -> int:
     """The year the job loads: the one asked for, else the year of the file's first data lines.
 
     The header is read (a bad file is refused before a job exists) and, without a year, the first
@@ -83,10 +131,10 @@ def job_year(path: Path, expected_year: int | None) -> int:
     from shared.data.reader import ReaderError, inspect_file
 
     try:
-        layout = inspect_file(path)
+        layout = inspect_file(source)
         if expected_year is not None:
             return expected_year
-        year = _sniff_year(layout)
+        year = _sniff_year(layout, source)
     except ReaderError as exc:
         raise reader_error_to_input_error(exc) from None
     if year is None:
@@ -95,13 +143,11 @@ def job_year(path: Path, expected_year: int | None) -> int:
     return year
 
 
-def _sniff_year(layout, head: int = 64 * 1024) -> int | None:
+def _sniff_year(layout, source: Source, head: int = 64 * 1024) -> int | None:
     """The commonest year among the complete lines of the first `head` bytes of the body."""
     from shared.data.reader import parse_bytes
 
-    with open(layout.path, "rb") as handle:
-        handle.seek(layout.header_bytes)
-        data = handle.read(head)
+    data = source.read(layout.header_bytes, layout.header_bytes + head)
     if len(data) == head:
         data = data[: data.rfind(b"\n") + 1]
     years = parse_bytes(layout, data, 2).frame["year"]
@@ -119,6 +165,31 @@ def file_idempotency_key(path: Path, year: int | None) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return f"file-{digest.hexdigest()}-{year or 'auto'}"
+
+
+def url_idempotency_key(url: str, version: SourceVersion, year: int | None) -> str:
+    """The CLI's key for a URL: the URL and its version (ETag or Last-Modified, and size), never
+    its content, so nothing is downloaded to compute it. Without a validator the size alone
+    stands for the version; ``--again`` forces a new job."""
+    digest = hashlib.blake2b(f"{url}\x00{version.size}\x00{version.tag or ''}".encode(), digest_size=20)
+    return f"url-{digest.hexdigest()}-{year or 'auto'}"
+
+
+def idempotency_key_for(settings, location: str | Path, year: int | None) -> str:
+    """The CLI's idempotency key for a resolved location (see resolve_source)."""
+    if isinstance(location, str) and is_url(location):
+        try:
+            with open_job_source(settings, location) as source:
+                return url_idempotency_key(source.location, source.version, year)
+        except SourceError as exc:
+            raise source_error_to_input_error(exc, location) from None
+    return file_idempotency_key(Path(location), year)
+
+
+def job_source_version(job: EtlJob) -> SourceVersion:
+    """The version of the job's file recorded at creation: size, plus mtime (local) or validator (URL)."""
+    tag = json.loads(job.options).get("version") if job.options else None
+    return SourceVersion(size=job.file_size or 0, mtime_ns=job.source_mtime_ns, tag=tag)
 
 
 @dataclass(frozen=True)
@@ -141,15 +212,19 @@ def submit_job(resources, path: str | Path, expected_year: int | None = None,
     Raises JobConflict when the year has a running job, JobInputError for a bad file or a reused
     idempotency key with a different request.
     """
-    source = resolve_source(resources.settings, path)
-    year = job_year(source, expected_year)
-    stat = source.stat()
-    name = original_filename or source.name
+    location = resolve_source(resources.settings, path)
+    try:
+        with open_job_source(resources.settings, location) as source:
+            version = source.version
+            year = job_year(source, expected_year)
+            name = original_filename or source.name
+    except SourceError as exc:
+        raise source_error_to_input_error(exc, path) from None
     digest = fingerprint = None
     if idempotency_key:
         digest = idempotency_digest(idempotency_scope, idempotency_key)
         fingerprint = hashlib.sha256(json.dumps(
-            [name, stat.st_size, expected_year] if upload else [str(source), stat.st_size, expected_year]
+            [name, version.size, expected_year] if upload else [str(location), version.size, expected_year]
         ).encode()).hexdigest()
         existing = _replay(resources, digest, fingerprint)
         if existing is not None:
@@ -157,9 +232,11 @@ def submit_job(resources, path: str | Path, expected_year: int | None = None,
     try:
         with unit_of_work(resources.sessions) as session:
             job = EtlJob(
-                status=JobStatus.QUEUED, phase=JobPhase.QUEUED, source_path=str(source),
-                expected_year=expected_year, year=year, active_year=year, original_filename=name,
-                file_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns, upload=upload,
+                status=JobStatus.QUEUED, phase=JobPhase.QUEUED, source_path=str(location),
+                expected_year=expected_year, year=year, active_year=year, original_filename=name[:255],
+                file_size=version.size, source_mtime_ns=version.mtime_ns, upload=upload,
+                # a URL's validator, checked again by planning (which then stores its own options)
+                options=json.dumps({"expected_year": year, "version": version.tag}) if version.tag else None,
                 idempotency_key=digest, request_fingerprint=fingerprint, api_key_id=api_key_id,
                 version_state=VersionState.LOADING,
             )

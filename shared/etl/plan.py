@@ -9,9 +9,11 @@ import structlog
 from sqlalchemy import delete, insert, select, update
 
 from shared import task_names
+from shared.data.source import SourceChanged, SourceError, SourceUnavailable
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlDuplicate, EtlJob, utcnow
 from shared.etl.finalize import fail_job
+from shared.etl.jobs import job_source_version
 from shared.etl.states import ChunkStatus, JobPhase, JobStatus
 
 log = structlog.get_logger(__name__)
@@ -25,9 +27,13 @@ def plan_job(resources, job_id: int) -> list[int]:
     (later lines become rejects naming the first), the age-band numbering, what a blank drinking
     cell means in this release, and the years present. Those decisions are stored with the job so
     every chunk reads with the same ones.
+
+    The file may be a URL: it is streamed with one range request. A URL that cannot be reached
+    right now leaves the job to the reaper, which plans it again (up to NHIS_CHUNK_MAX_ATTEMPTS);
+    anything else that stops planning fails the job with the reason.
     """
     from shared.data.reader import FileChangedError, ReaderError, inspect_file, scan_file
-    from shared.etl.chunk import FileChanged, check_unchanged
+    from shared.etl.chunk import FileChanged, open_planned_source
 
     settings = resources.settings
     with unit_of_work(resources.sessions) as session:
@@ -39,17 +45,28 @@ def plan_job(resources, job_id: int) -> list[int]:
         if not already_planned:
             job.status, job.phase = JobStatus.RUNNING, JobPhase.PLANNING
             job.started_at = job.started_at or utcnow()
-        source, size, mtime_ns, year = job.source_path, job.file_size, job.source_mtime_ns, job.year
+        location, expected, year = job.source_path, job_source_version(job), job.year
+        plan_attempts = job.plan_attempts
     if not already_planned:
         try:
-            check_unchanged(source, size, mtime_ns)
-            layout = inspect_file(source)
-            scan = scan_file(layout, target_rows=settings.chunk_rows, max_bytes=settings.chunk_max_mb * 2**20,
-                             max_line_bytes=settings.max_line_kb * 1024)
-        except (FileChanged, FileChangedError) as exc:
+            with open_planned_source(settings, location, expected) as source:
+                layout = inspect_file(source)
+                scan = scan_file(layout, target_rows=settings.chunk_rows,
+                                 max_bytes=settings.chunk_max_mb * 2**20,
+                                 max_line_bytes=settings.max_line_kb * 1024, source=source)
+        except (FileChanged, FileChangedError, SourceChanged) as exc:
             fail_job(resources, job_id, str(exc))
             return []
         except ReaderError as exc:
+            fail_job(resources, job_id, f"cannot read the file: {exc}")
+            return []
+        except SourceUnavailable as exc:
+            if plan_attempts < settings.chunk_max_attempts:
+                log.warning("etl_plan_source_unavailable", job_id=job_id, attempt=plan_attempts, error=str(exc))
+                return []  # the reaper plans the job again after its grace period
+            fail_job(resources, job_id, f"cannot reach the file after {plan_attempts} attempts: {exc}")
+            return []
+        except SourceError as exc:
             fail_job(resources, job_id, f"cannot read the file: {exc}")
             return []
         except OSError as exc:

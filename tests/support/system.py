@@ -52,9 +52,10 @@ class IsolatedSystem:
         upgrade(self.resources.engine)
         self.procs: list = []
 
-    def worker(self, name: str, concurrency: int = 1, **kwargs) -> WorkerProcess:
+    def worker(self, name: str, concurrency: int = 1, node: str | None = None, **kwargs) -> WorkerProcess:
+        """A worker logging to `<name>.log`; `node` is its Celery node name (default: a random one)."""
         proc = WorkerProcess({**self.env, **kwargs.pop("env", {})}, concurrency=concurrency,
-                             log_path=self.tmp_path / f"{name}.log", **kwargs)
+                             log_path=self.tmp_path / f"{name}.log", name=node, **kwargs)
         self.procs.append(proc)
         return proc.start(self.resources.producer)
 

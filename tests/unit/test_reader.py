@@ -36,6 +36,7 @@ from shared.data.reader import (
     read_range,
     scan_file,
 )
+from shared.data.source import LocalSource
 
 H24 = list(RELEASE_HEADERS["2024"])
 BASE = {  # one valid 2024-style row by header
@@ -425,8 +426,8 @@ def test_pieces_never_hold_a_long_line(tmp_path):
     layout = inspect_file(path)
     data, lines = body_lines(path, layout)
     pos, streamed = layout.header_bytes, []
-    with open(path, "rb") as fh:
-        for piece in _pieces(fh, layout.header_bytes, len(data), block, limit):
+    with LocalSource(path) as source:
+        for piece in _pieces(source.blocks(layout.header_bytes, len(data), block), layout.header_bytes, limit):
             if isinstance(piece, _Oversized):
                 assert piece.start == pos and (piece.start, piece.end) in lines
                 assert piece.end - piece.start > limit + 2 and piece.checksum == zlib.crc32(data[piece.start:piece.end])

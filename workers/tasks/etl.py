@@ -40,7 +40,7 @@ def load_chunk(self, job_id: int, chunk_index: int) -> dict:
         return {"skipped": True}
     try:
         return chunk_mod.run_claim(resources, claim)
-    except chunk_mod.FileChanged as exc:  # not worth a retry: the job cannot succeed
+    except chunk_mod.SourceUnusable as exc:  # changed, removed or refused: a retry cannot help
         fail_job(resources, job_id, f"chunk {chunk_index} ({claim.lines}): {exc}")
         return {"failed": str(exc)}
     except Exception as exc:
