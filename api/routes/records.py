@@ -64,9 +64,12 @@ def _province(code) -> dict | None:
     return {"code": int(code), "name_ko": ko, "name_en": en}
 
 
-def _derived(row) -> dict:
+_LIST_DERIVED = tuple(c for c in DERIVED_COLUMNS if c in LIST_COLUMNS)
+
+
+def _derived(row, columns: tuple[str, ...] = DERIVED_COLUMNS) -> dict:
     """The row's derived values as plain Python (None for unknown), by derived column name."""
-    return {c: _clean(row[c]) for c in DERIVED_COLUMNS if c in row}
+    return {c: _clean(row[c]) for c in columns}
 
 
 def summary(row) -> dict:
@@ -75,7 +78,7 @@ def summary(row) -> dict:
         "id": row["id"], "year": row["year"], "sex": SEX.get(row["sex"]), "age_group": _age(row["age_group"]),
         "province": _province(row["province"]),
         "measurements": {c: _clean(row[c]) for c in LIST_MEASUREMENTS},
-        **headline(_derived(row)), "rule_version": row["rule_version"],
+        **headline(_derived(row, _LIST_DERIVED)), "rule_version": row["rule_version"],
     }
 
 
@@ -113,13 +116,13 @@ def index(query):
         raise ApiError(422, "validation_error", "invalid fields: cursor", {"fields": {"cursor": [str(exc)]}}) from None
     limit = query["limit"]
     try:
-        with res.engine.connect() as conn:
+        with res.engine.begin() as conn:  # the read and its audit row commit together
             page = browse(conn, query, after, limit, LIST_COLUMNS, res.settings.records_query_seconds)
+            audit_read(conn, query, len(page.rows))
     except QueryTooBroad as exc:
         raise ApiError(503, "query_too_broad", f"{exc}: add a year or drop a filter",
                        {"budget_seconds": res.settings.records_query_seconds},
                        headers={"Retry-After": "1"}) from None
-    audit_read(query, len(page.rows))
     return {
         "data": [summary(r) for r in page.rows],
         "next_cursor": encode_cursor(page.next_after, query) if page.next_after is not None else None,
@@ -134,14 +137,12 @@ def show(record_id: int):
     """One person of the current version of their year: measurements, derived values, flags,
     categories, rule version."""
     row = None
-    if record_id <= MAX_RECORD_ID:
-        with resources().engine.connect() as conn:
-            job_id = conn.scalar(select(YearVersion.job_id)
-                                 .where(YearVersion.year == record_id // ID_YEAR_FACTOR))
-            row = None if job_id is None else conn.execute(
-                select(screenings).where(screenings.c.job_id == job_id, screenings.c.id == record_id)
-            ).first()
-    audit_read({"id": record_id}, 0 if row is None else 1)
+    with resources().engine.begin() as conn:  # the read and its audit row commit together
+        if record_id <= MAX_RECORD_ID:
+            current = select(YearVersion.job_id).where(YearVersion.year == record_id // ID_YEAR_FACTOR)
+            row = conn.execute(select(screenings).where(
+                screenings.c.job_id == current.scalar_subquery(), screenings.c.id == record_id)).first()
+        audit_read(conn, {"id": record_id}, 0 if row is None else 1)
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     return detail(row._mapping)

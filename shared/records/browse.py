@@ -9,9 +9,9 @@ skipping costs a few thousand rows at most; docs/DECISIONS.md has the measuremen
 secondary index".
 
 Arbitrary combinations of filters can be rare enough to scan a whole year. Every query of a page
-therefore shares one time budget (`NHIS_RECORDS_QUERY_SECONDS`), enforced by the database
-(MariaDB `SET STATEMENT max_statement_time`), so a page answers or fails with `QueryTooBroad` (a
-503 telling the client to narrow it); it never holds a web worker.
+therefore shares one time budget (`NHIS_RECORDS_QUERY_SECONDS`), enforced by the database (the
+`max_statement_time` execution option, shared/db/engine.py), so a page answers or fails with
+`QueryTooBroad` (a 503 telling the client to narrow it); it never holds a web worker.
 
 Cursors are opaque to clients: the last id of the page and a digest of the filters, so a cursor
 stays valid when years are loaded or reloaded (ids are stable) and is refused with a different
@@ -104,15 +104,17 @@ def browse(conn, filters: Mapping, after: int, limit: int, columns: Sequence[str
     """One page of records after id `after` (-1: from the start) matching `filters`."""
     t = screenings.c
     conds = conditions(filters)
-    versions = current_versions(conn)
-    years = [y for y in sorted(versions) if y >= max(after, 0) // ID_YEAR_FACTOR]
-    if "year" in filters:
-        years = [y for y in years if y == filters["year"]]
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     rows: list[Mapping] = []
-    for year in years:
+    if "year" in filters:  # one query: the year's pointer is a primary-key subquery
+        version = select(YearVersion.job_id).where(YearVersion.year == filters["year"]).scalar_subquery()
+        targets = [version] if max(after, 0) // ID_YEAR_FACTOR <= filters["year"] else []
+    else:
+        versions = current_versions(conn)
+        targets = [versions[y] for y in sorted(versions) if y >= max(after, 0) // ID_YEAR_FACTOR]
+    for version in targets:
         stmt = (select(*(t[c] for c in columns))
-                .where(and_(t.job_id == versions[year], t.id > after, *conds))
+                .where(and_(t.job_id == version, t.id > after, *conds))
                 .order_by(t.id).limit(limit + 1 - len(rows)))
         rows.extend(r._mapping for r in _run(conn, stmt, deadline))
         if len(rows) > limit:
@@ -123,14 +125,13 @@ def browse(conn, filters: Mapping, after: int, limit: int, columns: Sequence[str
 
 
 def _run(conn, stmt, deadline: float | None):
-    if deadline is None or conn.dialect.name not in ("mysql", "mariadb"):
-        return conn.execute(stmt)
-    left = deadline - time.monotonic()
-    if left <= 0.001:
-        raise QueryTooBroad("these filters match too few records to fill a page in time")
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    try:  # the values are validated integers and enumerated names, so literal binds are safe
-        return conn.exec_driver_sql(f"SET STATEMENT max_statement_time={left:.3f} FOR {compiled}")
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0.001:
+            raise QueryTooBroad("these filters match too few records to fill a page in time")
+        stmt = stmt.execution_options(max_statement_time=left)
+    try:
+        return conn.execute(stmt).all()
     except OperationalError as exc:
         code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
         if code in STATEMENT_TIMEOUT_ERRORS:
