@@ -41,7 +41,7 @@ FIRST_YEAR = 2014
 # Release styles by year, as the files were published (docs/DATA.md): headers, encodings, quirks.
 STYLES = {2014: "2014", 2015: "2014", 2016: "2017", 2017: "2017", 2018: "english", 2019: "2019",
           2020: "2020", 2021: "2024", 2022: "2024", 2023: "2024"}
-RELAXED = {"NHIS_RATE_LIMITS": "any=10000000/minute,stats:read=10000000/minute,records:read=10000000/minute"}
+RELAXED = etl_bench.RELAXED_LIMITS
 DEEP_ROW = 200_000  # page 10,000 of 20 rows
 
 
