@@ -1,6 +1,6 @@
 """WSGI fast paths for the two hottest requests, which then skip Flask's per-request machinery.
 
-- `GET /api/v1/stats/<endpoint>`: ready bytes from Redis.
+- `GET /api/v1/stats/<endpoint>`: ready JSON bytes from Redis (CSV requests go to the route).
 - `POST /api/v1/simulate`: one person through the rule table.
 
 A fast path answers only the plainly valid case: a key already in the per-process key cache with
@@ -22,7 +22,8 @@ from werkzeug.datastructures import MultiDict
 from api.jsonprovider import dumps_bytes
 from api.requests import SAFE_REQUEST_ID
 from api.routes.simulate import quick_person, simulate_one
-from api.routes.stats import ENDPOINTS, cache_key, quick_query
+from api.routes.stats import cache_key, quick_query
+from shared.stats.keys import ENDPOINTS
 from shared.stats.store import read_payload_from_cache
 
 STATS_PREFIX = "/api/v1/stats/"
@@ -78,6 +79,8 @@ class FastPaths:
     def _stats(self, environ, endpoint: str):
         cache = self.extensions["resources"].cache
         if endpoint not in ENDPOINTS or cache is None or not self._allowed(environ, "stats:read"):
+            return None
+        if "text/csv" in environ.get("HTTP_ACCEPT", ""):  # content negotiation is the route's job
             return None
         args = _args(environ.get("QUERY_STRING", ""))
         query = quick_query(args) if args is not None else None

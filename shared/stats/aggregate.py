@@ -3,7 +3,7 @@
 Why: statistics must be served warm and a full refresh over 1,000,000 rows must take seconds, so
 no refresh ever reads people. Each chunk (~50k rows) is reduced once, when it is loaded, to two
 small tables whose every number is a *sum* over people; a refresh sums the partials of a year's
-current job (``merge_partials``) and ``shared.stats.publish`` builds every payload from that.
+current job (``merge_partials``) and ``shared.stats.payloads`` builds every payload from that.
 
 The two tables (see :class:`Aggregates`):
 
@@ -12,9 +12,15 @@ The two tables (see :class:`Aggregates`):
 
   - ``people``; ``rf_sum`` (sum of risk_factor_count over everyone: unknown factors count 0);
   - ``{flag}:measured`` and ``{flag}:positive`` for every tri-state flag (NA = not measured);
-  - ``{column}={value}`` for every categorical column (risk_group, the categories, smoking,
+  - ``{column}={value}`` for every categorical column (the risk groupings, the categories, smoking,
     drinking; numeric codes are written as integers, e.g. ``smoking=3``). Nulls are not counted,
     so ``n_measured`` of a category is the sum of its value columns.
+  - the *complete panel* of every rule (people with every input of the rule measured, see
+    :data:`RULE_INPUTS`): ``{rule}@panel`` (how many), ``{flag}@panel:measured`` and
+    ``{flag}@panel:positive``, ``{column}@panel={value}``, and ``rf_sum@panel`` (risk_factor_count
+    summed over the risk grouping's panel, where it is exact);
+  - ``panel_counted``: people whose chunk counted panels (partials written before panels existed
+    lack them; the statistics then say the complete-panel view needs a reload of that year).
 
   Value columns exist only where a value occurred; a missing column means 0.
 
@@ -50,6 +56,7 @@ import pandas as pd
 import pyarrow as pa
 
 from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
+from shared.rules import table as _rule_table
 
 MAGIC = b"NHAG1"
 UNKNOWN_PROVINCE = -1
@@ -91,11 +98,54 @@ MEASURES: Mapping[str, Measure] = {
 }
 MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
 
+
+
+def _local_rule_inputs() -> dict[str, tuple[str, ...]]:
+    """STAND-IN for ``shared.rules.table.RULE_INPUTS`` (derived column -> the raw input columns it
+    needs), built from the rule table's own objects. The rules own this map; once it exists there,
+    the import below uses it and this function can go.
+    """
+    t = _rule_table
+    raw = {"bmi": ("height_cm", "weight_kg"), "egfr": ("creatinine",)}
+
+    def expand(columns) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for column in columns for c in raw.get(column, (column,))))
+
+    inputs: dict[str, tuple[str, ...]] = dict(raw)
+    for rule in t.FLAG_RULES + t.EXTRA_FLAG_RULES:
+        inputs[rule.column] = expand([rule.input] if isinstance(rule, t.CodeFlagRule)
+                                     else [c.input for c in rule.conditions])
+    for rule in t.BAND_RULES:
+        inputs[rule.column] = expand([rule.input])
+    inputs[t.BP_RULE.column] = ("sbp", "dbp")
+    inputs[t.METS_RULE.column] = expand(c for part in t.METS_RULE.components for c in inputs[part])
+    group = t.RISK_GROUP_RULE
+    inputs[group.column] = expand(c for f in (group.diabetes, *group.factors) for c in inputs[f])
+    inputs[group.count_column] = inputs[group.column]
+    return inputs
+
+
+RULE_INPUTS: dict[str, tuple[str, ...]] = getattr(_rule_table, "RULE_INPUTS", None) or _local_rule_inputs()
+
 # The rule table owns which derived columns are flags and categories (one list, shared.rules).
+RISK_GROUP_COLUMN: str = _rule_table.RISK_GROUP_RULE.column
+RISK_COUNT_COLUMN: str = _rule_table.RISK_GROUP_RULE.count_column
+# Risk groupings published side by side: the screening-flag count and, once the rules have it,
+# the NCEP ATP III category (the literal is the rules' announced column name).
+RISK_GROUPINGS: tuple[str, ...] = tuple(c for c in (RISK_GROUP_COLUMN, "atp3_risk_category") if c in CATEGORY_LEVELS)
 FLAGS: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "bool")
-CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "category" and c != "risk_group")
+CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items()
+                                    if kind == "category" and c not in RISK_GROUPINGS)
 CODED: tuple[str, ...] = ("smoking", "drinking")  # numeric codes reported as distributions
-RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS["risk_group"]
+RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS[RISK_GROUP_COLUMN]
+PANEL_SUFFIX = "@panel"
+
+
+def rule_inputs(column: str) -> tuple[str, ...]:
+    """Raw inputs a published column needs (a coded answer is its own input)."""
+    if column in CODED:
+        return (column,)
+    return RULE_INPUTS.get(column, ())
 
 # Dense layout of every possible bin of every measure (~41k slots per (year, sex, age) cell).
 LO_BINS = np.array([round(m.lo * m.scale) for m in MEASURES.values()], np.int64)
@@ -140,6 +190,35 @@ def _value_label(value: object) -> str:
     return str(value)
 
 
+def _measured(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame[column]
+    if values.dtype == object:
+        return values.notna().to_numpy()
+    return np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _panels(frame: pd.DataFrame, columns) -> dict[str, np.ndarray]:
+    """Complete-panel mask of each column (every input measured); columns without inputs get none."""
+    measured: dict[str, np.ndarray] = {}
+    by_inputs: dict[tuple[str, ...], np.ndarray] = {}
+    out = {}
+    for column in columns:
+        inputs = rule_inputs(column)
+        if not inputs:
+            continue
+        if inputs not in by_inputs:
+            mask = np.ones(len(frame), dtype=bool)
+            for name in inputs:
+                if name not in measured:
+                    measured[name] = _measured(frame, name)
+                mask &= measured[name]
+            by_inputs[inputs] = mask
+        out[column] = by_inputs[inputs]
+    return out
+
+
 def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
     year = _int(frame, "year")
     sex = _int(frame, "sex")
@@ -154,25 +233,45 @@ def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
         "age_group": (u // 1024) % 32,
         "province": u % 1024 - 1,
         "people": np.bincount(cell, minlength=g),
-        "rf_sum": np.bincount(cell, weights=_int(frame, "risk_factor_count"), minlength=g),
+        "rf_sum": np.bincount(cell, weights=_int(frame, RISK_COUNT_COLUMN), minlength=g),
+        "panel_counted": np.bincount(cell, minlength=g),
     }
+    panels = _panels(frame, [c for c in (*FLAGS, *RISK_GROUPINGS, *CATEGORIES, *CODED) if c in frame])
+    if RISK_GROUP_COLUMN in panels:
+        in_panel = panels[RISK_GROUP_COLUMN]
+        columns["rf_sum" + PANEL_SUFFIX] = np.bincount(cell[in_panel], weights=_int(frame, RISK_COUNT_COLUMN)[in_panel],
+                                                       minlength=g)
     for flag in FLAGS:
         if flag not in frame:
             continue
         values = frame[flag].astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
-        columns[f"{flag}:measured"] = np.bincount(cell[~np.isnan(values)], minlength=g)
-        columns[f"{flag}:positive"] = np.bincount(cell[values == 1.0], minlength=g)
-    for column in ("risk_group", *CATEGORIES, *CODED):
+        known, positive = ~np.isnan(values), values == 1.0
+        columns[f"{flag}:measured"] = np.bincount(cell[known], minlength=g)
+        columns[f"{flag}:positive"] = np.bincount(cell[positive], minlength=g)
+        if flag in panels:
+            in_panel = panels[flag]
+            columns[flag + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
+            columns[f"{flag}{PANEL_SUFFIX}:measured"] = np.bincount(cell[in_panel & known], minlength=g)
+            columns[f"{flag}{PANEL_SUFFIX}:positive"] = np.bincount(cell[in_panel & positive], minlength=g)
+    for column in (*RISK_GROUPINGS, *CATEGORIES, *CODED):
         if column not in frame:
             continue
         codes, levels = pd.factorize(frame[column], use_na_sentinel=True)
         width = len(levels)
+        in_panel = panels.get(column)
+        if in_panel is not None:
+            columns[column + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
         if width == 0:
             continue
         known = codes >= 0
         table = np.bincount(cell[known] * width + codes[known], minlength=g * width).reshape(g, width)
         for j, level in enumerate(levels):
             columns[f"{column}={_value_label(level)}"] = table[:, j]
+        if in_panel is not None:
+            take = known & in_panel
+            table = np.bincount(cell[take] * width + codes[take], minlength=g * width).reshape(g, width)
+            for j, level in enumerate(levels):
+                columns[f"{column}{PANEL_SUFFIX}={_value_label(level)}"] = table[:, j]
     return pd.DataFrame({k: np.asarray(v).astype(np.int64) for k, v in columns.items()})
 
 
@@ -302,7 +401,7 @@ def merge_partials(parts: Iterable[bytes]) -> Aggregates:
         slots.append(slot)
         weights.append(n)
     if count_frames:
-        counts_df = pd.concat(count_frames, ignore_index=True)
+        counts_df = pd.concat(count_frames, ignore_index=True).fillna(0)
         counts_df = counts_df.astype({k: np.int64 for k in CELL_KEYS})
         counts_df = counts_df.groupby(list(CELL_KEYS), sort=True).sum().astype(np.int64)
     else:

@@ -16,8 +16,9 @@ from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, StatsPartial
 from shared.rules import RULE_VERSION
 from shared.stats.aggregate import merge_partials
-from shared.stats.publish import build_payloads
-from shared.stats.store import latest_alias, write_generation
+from shared.stats.keys import latest_alias, year_of
+from shared.stats.payloads import build_payloads
+from shared.stats.store import write_generation
 
 log = structlog.get_logger(__name__)
 LOCK_KEY = "nhis:stats:refresh-lock"
@@ -67,17 +68,21 @@ def _refresh(resources, reason: str) -> dict:
         version = dataset_version(jobs)
     t_read = time.perf_counter()
     aggregates = merge_partials(parts)
+    settings = resources.settings
     meta = {
         "computed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "dataset_version": version,
         "rule_version": RULE_VERSION,
-        "small_cell_min": resources.settings.small_cell_min,
+        "small_cell_min": settings.small_cell_min,
         "last_etl": last_etl,
+        # per-year notes from ingest ({year: ["drinking blanks read as non-drinkers", ...]}): each
+        # payload of that year carries them in meta.notes
+        "notes_by_year": {},
     }
-    payloads = build_payloads(aggregates, meta, resources.settings.small_cell_min)
+    payloads = build_payloads(aggregates, meta, settings.small_cell_min, settings.percentile_min_n)
     if aggregates.years:
-        latest = f":{max(aggregates.years)}:"
-        payloads.update({latest_alias(k): v for k, v in list(payloads.items()) if latest in k})
+        latest = max(aggregates.years)
+        payloads.update({latest_alias(k): v for k, v in list(payloads.items()) if year_of(k) == latest})
     t_build = time.perf_counter()
     for attempt in range(3):
         try:

@@ -161,8 +161,3 @@ def mark_stale(resources) -> None:
                 )
     publish_to_cache(resources, generation, marked)
 
-
-def latest_alias(key: str) -> str:
-    """The same payload under year "latest" (what a request without ?year= reads)."""
-    endpoint, _year, *rest = key.split(":")
-    return ":".join([endpoint, "latest", *rest])
