@@ -149,8 +149,9 @@ class _Rule:
     """A rule's family cube and how to read it.
 
     layout ``both``: axes (sex, age, province, panel [all, yes, no], value [all, *values, unknown]);
-    ``all_only`` (no panel counts): (sex, age, province, value [all, *values, unknown]);
-    ``panel_only``: (sex, age, province, [all, *values, unknown in panel, not in panel]).
+    ``all_only`` (no panel counts for this year): (sex, age, province, value [all, *values, unknown]).
+    Rules in :data:`PANEL_ONLY` use the ``both`` cube too (so the panel's n is a protected cell) but
+    print only its complete-panel numbers.
     """
 
     column: str
@@ -165,60 +166,53 @@ class _Rule:
     def unknown(self) -> int:
         return len(self.values) + 1
 
+    @property
+    def panel_only(self) -> bool:
+        return self.column in PANEL_ONLY and self.layout == "both"
+
     def all_value(self, s: int, a: int, p: int, j: int) -> tuple[int, bool]:
         if self.layout == "both":
             return self.x[s][a][p][0][j], self.sup[s][a][p][0][j]
         return self.x[s][a][p][j], self.sup[s][a][p][j]
 
     def panel_value(self, s: int, a: int, p: int, j: int) -> tuple[int, bool]:
-        if self.layout == "both":
-            return self.x[s][a][p][1][j], self.sup[s][a][p][1][j]
-        return self.x[s][a][p][j], self.sup[s][a][p][j]
+        return self.x[s][a][p][1][j], self.sup[s][a][p][1][j]
 
     def rest(self, s: int, a: int, p: int) -> tuple[int, bool]:
-        if self.layout == "both":
-            return self.x[s][a][p][2][0], self.sup[s][a][p][2][0]
-        return self.x[s][a][p][self.unknown + 1], self.sup[s][a][p][self.unknown + 1]
+        return self.x[s][a][p][2][0], self.sup[s][a][p][2][0]
 
     def panel_n(self, s: int, a: int, p: int) -> tuple[int, bool]:
-        if self.layout == "both":
-            return self.x[s][a][p][1][0], self.sup[s][a][p][1][0]
-        # panel_only: n = people - rest = sum of the in-panel values; shown if either is all shown
-        row, sup = self.x[s][a][p], self.sup[s][a][p]
-        n = row[0] - row[self.unknown + 1]
-        hidden = (sup[0] or sup[self.unknown + 1]) and any(sup[1:self.unknown + 1])
-        return n, hidden
+        return self.x[s][a][p][1][0], self.sup[s][a][p][1][0]
 
 
 def _rule_family(column: str, kind: str, values: list[str], all_counts: np.ndarray, panel: np.ndarray | None,
                  panel_counts: np.ndarray | None, people: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
-    """(layout, cube with totals, published mask). ``all_counts``/``panel_counts``: (2, A, R, V)."""
+    """(layout, cube with totals, printed mask). ``all_counts``/``panel_counts``: (2, A, R, V)."""
     unknown = people - all_counts.sum(axis=-1)
     if panel is None:
         base = np.concatenate([all_counts, unknown[..., None]], axis=-1)
         x = with_totals(base)
         return "all_only", x, np.ones(x.shape, dtype=bool)
     in_unknown = panel - panel_counts.sum(axis=-1)
-    if column in PANEL_ONLY:
-        base = np.concatenate([panel_counts, in_unknown[..., None], (people - panel)[..., None]], axis=-1)
-        x = with_totals(base)
-        return "panel_only", x, np.ones(x.shape, dtype=bool)
     yes = np.concatenate([panel_counts, in_unknown[..., None]], axis=-1)
     everyone = np.concatenate([all_counts, unknown[..., None]], axis=-1)
     base = np.stack([yes, everyone - yes], axis=-2)  # (2, A, R, 2, V + 1)
     if (base < 0).any():
         raise ValueError(f"{column}: complete-panel counts exceed all-people counts")
     x = with_totals(base)
-    published = np.ones(x.shape, dtype=bool)
-    published[..., 2, 1:] = False  # outside the panel by value: derivable, never printed
-    return "both", x, published
+    printed = np.ones(x.shape, dtype=bool)
+    printed[..., 2, 1:] = False  # outside the panel by value: derivable, never printed
+    if column in PANEL_ONLY:
+        printed[..., 0, 1:] = False  # the all-people view is not printed
+    return "both", x, printed
 
 
 # --- one year ----------------------------------------------------------------------------------
 
 
-class _Year:
-    """Every cube of one year, suppressed together; payload builders read from them.
+class YearCubes:
+    """Every cube of one year, suppressed together (``families``, ``people_x``/``people_sup``); the
+    payload builders read from them, and the disclosure tests attack them.
 
     Indices: sex 0 = all, 1 = M, 2 = F; age 0 = all, i + 1 = ``bands[i]``; province 0 = all,
     i + 1 = ``provinces[i]``.
@@ -293,7 +287,7 @@ class _Year:
             add(column, "grouping" if grouping else "category", values, all_counts, panel, panel_counts,
                 by_province=grouping, show_unknown=show_unknown)
 
-        self._measure_counts(agg.hist[agg.hist["year"] == year])
+        self._measure_counts(agg.hist[agg.hist["year"] == year])  # percentile groups need these counts
         measured = self.measure_n[1:, 1:]  # (2, A, M)
         self.measure_families: list[Family] = []
         for j, name in enumerate(MEASURE_NAMES):
@@ -307,8 +301,9 @@ class _Year:
         for fam, (column, kind, values, layout, show_unknown) in zip(families, specs, strict=True):
             self.rules[column] = _Rule(column, kind, values, layout, fam.x.tolist(), fam.sup.tolist(), show_unknown)
         self._families = {fam.name: fam for fam in families}
+        self.families: list[Family] = families + self.measure_families
         self.measures = [(fam.x[:, :, 0, 1].tolist(), fam.sup[:, :, 0, 1].tolist()) for fam in self.measure_families]
-        self._percentiles(agg.hist[agg.hist["year"] == year])
+        self._percentiles()
 
     # --- histograms --------------------------------------------------------------------------
 
@@ -336,7 +331,7 @@ class _Year:
         n = np.add.reduceat(self._dense_hist, BIN_OFFSETS, axis=1)  # (rows, measures)
         self.measure_n = n.reshape(3, len(self.bands) + 1, len(MEASURES))
 
-    def _percentiles(self, hist: pd.DataFrame) -> None:
+    def _percentiles(self) -> None:
         """Nearest-rank percentiles per (sex, band) incl. "all", vectorised (numpy inverted_cdf)."""
         dense = self._dense_hist
         a_count = len(self.bands) + 1
@@ -412,7 +407,7 @@ def _panel_flag(rule: _Rule, s: int, a: int, p: int) -> dict:
 
 
 def _all_flag(rule: _Rule, people: tuple[int, bool], s: int, a: int, p: int) -> dict:
-    if rule.layout == "panel_only":
+    if rule.panel_only:
         return {"complete_panel_only": True, **_panel_flag(rule, s, a, p)}
     den, den_sup = people
     out: dict = {}
@@ -482,7 +477,7 @@ def _groups(rule: _Rule, population: str, people: tuple[int, bool], s: int, a: i
     return out
 
 
-def _groupings(y: _Year, population: str, s: int, a: int, p: int = 0) -> dict:
+def _groupings(y: YearCubes, population: str, s: int, a: int, p: int = 0) -> dict:
     people = y.people(s, a, p)
     return {
         column: {"description": GROUPING_DESCRIPTIONS.get(column, ""),
@@ -494,7 +489,7 @@ def _groupings(y: _Year, population: str, s: int, a: int, p: int = 0) -> dict:
 # --- payloads ----------------------------------------------------------------------------------
 
 
-def _slice_head(y: _Year, s: int, a: int, population: str | None = None) -> dict:
+def _slice_head(y: YearCubes, s: int, a: int, population: str | None = None) -> dict:
     head: dict = {"year": y.year, "sex": SEXES[s]}
     if a == 0:
         head["age_group"] = "all"
@@ -509,7 +504,7 @@ def _slice_head(y: _Year, s: int, a: int, population: str | None = None) -> dict
     return head
 
 
-def _breakdown(y: _Year, s: int, a: int) -> list[tuple[int, int]]:
+def _breakdown(y: YearCubes, s: int, a: int) -> list[tuple[int, int]]:
     """Sub-slices a payload breaks down into: sex x band when both are "all", else the free one."""
     if s != 0 and a != 0:
         return []
@@ -518,11 +513,11 @@ def _breakdown(y: _Year, s: int, a: int) -> list[tuple[int, int]]:
     return [(ss, aa) for ss in sexes for aa in bands]
 
 
-def _sub_head(y: _Year, s: int, a: int) -> dict:
+def _sub_head(y: YearCubes, s: int, a: int) -> dict:
     return {"sex": SEXES[s], **_age_info(y.bands[a - 1])}
 
 
-def _overview(y: _Year, years: list[int], meta: Mapping) -> dict:
+def _overview(y: YearCubes, years: list[int], meta: Mapping) -> dict:
     people, p_sup = y.people(0, 0)
     return {
         "year": y.year,
@@ -535,31 +530,31 @@ def _overview(y: _Year, years: list[int], meta: Mapping) -> dict:
     }
 
 
-def _mean_rf(y: _Year, population: str, s: int, a: int) -> dict:
+def _mean_rf(y: YearCubes, population: str, s: int, a: int) -> dict:
     if population == "complete_panel":
         return {"value": y.mean_rf_panel(s, a), "lower_bound": False}
     return {"value": y.mean_rf(s, a), "lower_bound": True}
 
 
-def _risk_block(y: _Year, population: str, s: int, a: int) -> dict:
+def _risk_block(y: YearCubes, population: str, s: int, a: int) -> dict:
     groupings = _groupings(y, population, s, a)
-    return {"people": _count(*y.people(s, a)), "groups": groupings[RISK_GROUP_COLUMN]["groups"],
+    return {"people": _count(*y.people(s, a)), "groups": groupings[RISK_GROUP_COLUMN].get("groups"),
             "groupings": groupings, "mean_risk_factor_count": _mean_rf(y, population, s, a)}
 
 
-def _risk(y: _Year, population: str, s: int, a: int) -> dict:
+def _risk(y: YearCubes, population: str, s: int, a: int) -> dict:
     data = {**_slice_head(y, s, a, population), **_risk_block(y, population, s, a)}
     if s == 0:
         data["by_sex"] = {SEXES[ss]: _risk_block(y, population, ss, a) for ss in (1, 2)}
     return data
 
 
-def _age_row(y: _Year, s: int, a: int) -> dict:
+def _age_row(y: YearCubes, s: int, a: int) -> dict:
     return {"people": _count(*y.people(s, a)), "mean_risk_factor_count": y.mean_rf(s, a),
             "groups": _groups(y.rules[RISK_GROUP_COLUMN], "all", y.people(s, a), s, a, 0)["groups"]}
 
 
-def _age(y: _Year, s: int) -> dict:
+def _age(y: YearCubes, s: int) -> dict:
     bands = []
     for a, code in enumerate(y.bands, start=1):
         row = {**_age_info(code), **_age_row(y, s, a)}
@@ -570,7 +565,7 @@ def _age(y: _Year, s: int) -> dict:
             "mean_risk_factor_count_is_lower_bound": True, "overall": _age_row(y, s, 0), "bands": bands}
 
 
-def _factor_block(y: _Year, population: str, s: int, a: int) -> dict:
+def _factor_block(y: YearCubes, population: str, s: int, a: int) -> dict:
     people = y.people(s, a)
     return {
         "people": _count(*people),
@@ -583,7 +578,7 @@ def _inputs(columns) -> dict:
     return {c: list(rule_inputs(c)) for c in columns}
 
 
-def _factors(y: _Year, population: str, s: int, a: int) -> dict:
+def _factors(y: YearCubes, population: str, s: int, a: int) -> dict:
     data = {**_slice_head(y, s, a, population), **_factor_block(y, population, s, a)}
     if population == "complete_panel":
         data["inputs"] = _inputs((*FLAGS, *CATEGORIES, *CODED))
@@ -592,7 +587,7 @@ def _factors(y: _Year, population: str, s: int, a: int) -> dict:
     return data
 
 
-def _region(y: _Year, population: str, s: int, a: int) -> dict:
+def _region(y: YearCubes, population: str, s: int, a: int) -> dict:
     provinces = []
     for p, code in enumerate(y.provinces, start=1):
         if code == UNKNOWN_PROVINCE:
@@ -610,7 +605,7 @@ def _region(y: _Year, population: str, s: int, a: int) -> dict:
     return {**_slice_head(y, s, a, population), "people": _count(*y.people(s, a)), "provinces": provinces}
 
 
-def _percentile_block(y: _Year, s: int, a: int) -> dict:
+def _percentile_block(y: YearCubes, s: int, a: int) -> dict:
     blocks = {}
     for j, name in enumerate(MEASURE_NAMES):
         n, sup = y.measure(j, s, a)
@@ -630,7 +625,7 @@ def _percentile_block(y: _Year, s: int, a: int) -> dict:
     return blocks
 
 
-def _percentiles(y: _Year, s: int, a: int) -> dict:
+def _percentiles(y: YearCubes, s: int, a: int) -> dict:
     data = {**_slice_head(y, s, a), "method": "inverted_cdf", "min_n": y.percentile_min_n,
             "measurements": _percentile_block(y, s, a)}
     data["breakdown"] = [{**_sub_head(y, ss, aa), "measurements": _percentile_block(y, ss, aa)}
@@ -654,22 +649,16 @@ def _rate(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else round(100.0 * float(value), 2)
 
 
-def _panel_arrays(y: _Year, flag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def _panel_arrays(y: YearCubes, flag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(positives, n, positives withheld, n withheld) over the complete panel, (3, A + 1, R + 1)."""
     rule = y.rules[flag]
     fam = y.family(flag)
     if rule.layout == "both":
         return fam.x[..., 1, 1], fam.x[..., 1, 0], fam.sup[..., 1, 1], fam.sup[..., 1, 0]
-    if rule.layout == "panel_only":
-        x, sup = fam.x, fam.sup
-        rest = rule.unknown + 1
-        n = x[..., 0] - x[..., rest]
-        n_sup = (sup[..., 0] | sup[..., rest]) & sup[..., 1:rest].any(axis=-1)
-        return x[..., 1], n, sup[..., 1], n_sup
     return None
 
 
-def _standard_bands(years: list[_Year], flag: str) -> list[int]:
+def _standard_bands(years: list[YearCubes], flag: str) -> list[int]:
     """Bands where, in every loaded year and for both sexes, at least 10% of people are in the
     factor's complete panel (so women under 40 drop out of lipid factors once the panel is not
     offered to them)."""
@@ -688,7 +677,7 @@ def _standard_bands(years: list[_Year], flag: str) -> list[int]:
     return sorted(common or ())
 
 
-def _trend(years: list[_Year], flag: str, notes_by_year: Mapping) -> dict:
+def _trend(years: list[YearCubes], flag: str, notes_by_year: Mapping) -> dict:
     bands = _standard_bands(years, flag)
     series, coverage, notes = [], [], []
     inputs = rule_inputs(flag)
@@ -805,9 +794,9 @@ def build_payloads(
                 "disclaimer": disclaimer}
 
     out: dict[str, bytes] = {}
-    built: list[_Year] = []
+    built: list[YearCubes] = []
     for year in years:
-        y = _Year(aggregates, year, k, int(percentile_min_n))
+        y = YearCubes(aggregates, year, k, int(percentile_min_n))
         built.append(y)
         m = meta_for(year, [{"year": year, "note": n} for n in notes_by_year.get(year, [])])
         out[keys.payload_key("overview", year)] = _dump(_overview(y, years, meta), m)

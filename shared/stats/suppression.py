@@ -364,7 +364,7 @@ class _Engine:
         feasible = (x > 0).all(axis=1)
         cost = self._cost(self.people_sup[coords], np.ones(x.shape, dtype=bool), x, 1).astype(np.float64)
         carried = []
-        for f, fam in enumerate(self.families):
+        for f in range(len(self.families)):
             want = forced[1] if forced is not None and forced[0] == f else None
             ok, cells, keep, fam_cost = self._carriers(f, coords, want)
             feasible &= ok

@@ -53,6 +53,22 @@ def make_frame(n: int, seed: int = 0, years: tuple[int, ...] = (2024,),
     f["risk_group"] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
     for c in CATEGORIES:
         f[c] = rng.choice(np.array([*LEVELS[c], None], dtype=object), n, p=[0.55, 0.3, 0.1, 0.05])
+    f["urine_protein"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.8, 0.1, 0.05, 0.05])
     f["smoking"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.6, 0.2, 0.18, 0.02])
     f["drinking"] = rng.choice([0.0, 1.0, np.nan], n, p=[0.5, 0.48, 0.02])
     return pd.DataFrame(f)
+
+
+def screened_frame(rows: int, year: int = 2024, seed: int = 0, provinces: tuple[int, ...] | None = None,
+                   bands: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Realistic evaluated people: the project's generator through the rule table (what the ETL hands
+    chunk_partial), optionally kept to some provinces and age bands (to make many small cells)."""
+    from shared.data.generate import generate_frame
+    from shared.etl.transform import derive
+
+    frame = derive(generate_frame(rows, year=year, seed=seed))
+    if provinces is not None:
+        frame = frame[frame["province"].isin(provinces)]
+    if bands is not None:
+        frame = frame[frame["age_group"].isin(bands)]
+    return frame.reset_index(drop=True)
