@@ -96,6 +96,7 @@ SCHEDULE_CHANGES: tuple[dict, ...] = (
                   "Health Checkup Program. 2021. https://www.koreascience.or.kr/article/JAKO202129436590235.page",
     },
 )
+HEADLINE = 10.0  # cost weight of a flag's positives and complete-panel n (see _rule_family)
 COVERAGE_JUMP = 10.0  # percentage points of people in the complete panel between loaded years
 STANDARD_MIN_COVERAGE = 0.10  # a band enters a factor's standard range if >= 10% are in its panel
 _CODED_LABELS = {"smoking": SMOKING, "drinking": DRINKING}
@@ -105,9 +106,16 @@ _Q = np.asarray(PERCENTILES, dtype=np.float64) / 100  # as numpy.percentile divi
 # --- cells -------------------------------------------------------------------------------------
 
 
-def _pct(num: int, num_sup: bool, den: int, den_sup: bool) -> float | None:
-    if num_sup or den_sup or den <= 0:
+def _pct(num: int, num_sup: bool, den: int, den_sup: bool, k: int) -> float | None:
+    """100 * num / den to 2 decimals; with a withheld count only if it prints the same for every
+    value of the withheld counts within +-k (so it reveals nothing about them)."""
+    if den <= 0:
         return None
+    if num_sup or den_sup:
+        n_lo, n_hi = (max(0, num - k), num + k) if num_sup else (num, num)
+        d_lo, d_hi = (max(1, den - k), den + k) if den_sup else (den, den)
+        if round(100.0 * n_lo / d_hi, 2) != round(100.0 * min(1.0, n_hi / max(d_lo, n_lo, 1)), 2):
+            return None  # both ends are monotone: equal rounding at the corners holds in between
     return round(100.0 * num / den, 2)
 
 
@@ -115,8 +123,8 @@ def _count(n: int, sup: bool) -> dict:
     return {"n": None, "suppressed": True} if sup else {"n": n}
 
 
-def _share(n: int, sup: bool, den: int, den_sup: bool) -> dict:
-    out = {"n": None if sup else n, "percent": _pct(n, sup, den, den_sup)}
+def _share(n: int, sup: bool, den: int, den_sup: bool, k: int) -> dict:
+    out = {"n": None if sup else n, "percent": _pct(n, sup, den, den_sup, k)}
     if sup or den_sup:
         out["suppressed"] = True
     return out
@@ -160,6 +168,7 @@ class _Rule:
     layout: str
     x: list
     sup: list
+    k: int
     show_unknown: bool = True
 
     @property
@@ -187,12 +196,18 @@ class _Rule:
 
 def _rule_family(column: str, kind: str, values: list[str], all_counts: np.ndarray, panel: np.ndarray | None,
                  panel_counts: np.ndarray | None, people: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
-    """(layout, cube with totals, printed mask). ``all_counts``/``panel_counts``: (2, A, R, V)."""
+    """(layout, cube with totals, cost weights). ``all_counts``/``panel_counts``: (2, A, R, V).
+
+    Weights: 0 for cells never printed, 1 for printed ones, ``HEADLINE`` for a flag's positives and
+    its complete panel's n (so the pass withholds negatives and unknowns as complements first)."""
     unknown = people - all_counts.sum(axis=-1)
     if panel is None:
         base = np.concatenate([all_counts, unknown[..., None]], axis=-1)
         x = with_totals(base)
-        return "all_only", x, np.ones(x.shape, dtype=bool)
+        weight = np.ones(x.shape)
+        if kind == "flag":
+            weight[..., 1] = HEADLINE
+        return "all_only", x, weight
     in_unknown = panel - panel_counts.sum(axis=-1)
     yes = np.concatenate([panel_counts, in_unknown[..., None]], axis=-1)
     everyone = np.concatenate([all_counts, unknown[..., None]], axis=-1)
@@ -200,11 +215,13 @@ def _rule_family(column: str, kind: str, values: list[str], all_counts: np.ndarr
     if (base < 0).any():
         raise ValueError(f"{column}: complete-panel counts exceed all-people counts")
     x = with_totals(base)
-    printed = np.ones(x.shape, dtype=bool)
-    printed[..., 2, 1:] = False  # outside the panel by value: derivable, never printed
+    weight = np.ones(x.shape)
+    if kind == "flag":
+        weight[..., 0, 1] = weight[..., 1, 1] = weight[..., 1, 0] = HEADLINE
+    weight[..., 2, 1:] = 0  # outside the panel by value: derivable, never printed
     if column in PANEL_ONLY:
-        printed[..., 0, 1:] = False  # the all-people view is not printed
-    return "both", x, printed
+        weight[..., 0, 1:] = 0  # the all-people view is not printed
+    return "both", x, weight
 
 
 # --- one year ----------------------------------------------------------------------------------
@@ -299,7 +316,7 @@ class YearCubes:
         self.people_list, self.people_sup_list = self.people_x.tolist(), self.people_sup.tolist()
         self.rules: dict[str, _Rule] = {}
         for fam, (column, kind, values, layout, show_unknown) in zip(families, specs, strict=True):
-            self.rules[column] = _Rule(column, kind, values, layout, fam.x.tolist(), fam.sup.tolist(), show_unknown)
+            self.rules[column] = _Rule(column, kind, values, layout, fam.x.tolist(), fam.sup.tolist(), k, show_unknown)
         self._families = {fam.name: fam for fam in families}
         self.families: list[Family] = families + self.measure_families
         self.measures = [(fam.x[:, :, 0, 1].tolist(), fam.sup[:, :, 0, 1].tolist()) for fam in self.measure_families]
@@ -400,7 +417,7 @@ def _panel_flag(rule: _Rule, s: int, a: int, p: int) -> dict:
     pos, pos_sup = rule.panel_value(s, a, p, 1)
     rest, rest_sup = rule.rest(s, a, p)
     out = {"n": None if n_sup else n, "n_positive": None if pos_sup else pos,
-           "percent": _pct(pos, pos_sup, n, n_sup), "not_in_panel": None if rest_sup else rest}
+           "percent": _pct(pos, pos_sup, n, n_sup, rule.k), "not_in_panel": None if rest_sup else rest}
     if n_sup or pos_sup or rest_sup:
         out["suppressed"] = True
     return out
@@ -415,7 +432,7 @@ def _all_flag(rule: _Rule, people: tuple[int, bool], s: int, a: int, p: int) -> 
     for name, j in (("positive", 1), ("negative", 2), ("unknown", rule.unknown)):
         n, sup = rule.all_value(s, a, p, j)
         out[f"n_{name}"] = None if sup else n
-        out[f"percent_{name}"] = _pct(n, sup, den, den_sup)
+        out[f"percent_{name}"] = _pct(n, sup, den, den_sup, rule.k)
         hidden |= sup
     if hidden:
         out["suppressed"] = True
@@ -429,7 +446,7 @@ def _flag(rule: _Rule, population: str, people: tuple[int, bool], s: int, a: int
 def _values(rule: _Rule, read, den: int, den_sup: bool, s: int, a: int, p: int) -> dict:
     out = {}
     for j, value in enumerate(rule.values, start=1):
-        cell = _share(*read(s, a, p, j), den, den_sup)
+        cell = _share(*read(s, a, p, j), den, den_sup, rule.k)
         label = _value_label(rule.column, value)
         out[value] = {"label": label, **cell} if label is not None else cell
     return out
@@ -448,7 +465,7 @@ def _category(rule: _Rule, population: str, people: tuple[int, bool], s: int, a:
         return out
     den, den_sup = people
     unk, unk_sup = rule.all_value(s, a, 0, rule.unknown)
-    out = {"n_unknown": None if unk_sup else unk, "percent_unknown": _pct(unk, unk_sup, den, den_sup)}
+    out = {"n_unknown": None if unk_sup else unk, "percent_unknown": _pct(unk, unk_sup, den, den_sup, rule.k)}
     if unk_sup or den_sup:
         out["suppressed"] = True
     out["values"] = _values(rule, rule.all_value, den, den_sup, s, a, 0)
@@ -467,7 +484,7 @@ def _groups(rule: _Rule, population: str, people: tuple[int, bool], s: int, a: i
         read = rule.all_value
     groups = _values(rule, read, den, den_sup, s, a, p)
     if rule.show_unknown:
-        groups[UNKNOWN_GROUP] = _share(*read(s, a, p, rule.unknown), den, den_sup)
+        groups[UNKNOWN_GROUP] = _share(*read(s, a, p, rule.unknown), den, den_sup, rule.k)
     if population != "complete_panel":
         return {"groups": groups}
     rest, rest_sup = rule.rest(s, a, p)
@@ -524,9 +541,11 @@ def _overview(y: YearCubes, years: list[int], meta: Mapping) -> dict:
         "people": _count(people, p_sup),
         "years_loaded": years,
         "last_etl": meta.get("last_etl"),
-        "measurements": {name: _share(*y.measure(j, 0, 0), people, p_sup) for j, name in enumerate(MEASURE_NAMES)},
-        "sex": {SEXES[s]: _share(*y.people(s, 0), people, p_sup) for s in (1, 2)},
-        "age": [{**_age_info(code), **_share(*y.people(0, a), people, p_sup)} for a, code in enumerate(y.bands, start=1)],
+        "measurements": {name: _share(*y.measure(j, 0, 0), people, p_sup, y.k)
+                         for j, name in enumerate(MEASURE_NAMES)},
+        "sex": {SEXES[s]: _share(*y.people(s, 0), people, p_sup, y.k) for s in (1, 2)},
+        "age": [{**_age_info(code), **_share(*y.people(0, a), people, p_sup, y.k)}
+                for a, code in enumerate(y.bands, start=1)],
     }
 
 
@@ -646,7 +665,9 @@ def _province_head(code: int | None) -> dict:
 
 
 def _rate(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(100.0 * float(value), 2)
+    """A fraction as a percent to 0.1 point, rounded exactly as the stability checks of :mod:`rates`."""
+    return None if value is None or not np.isfinite(value) else float(np.round(100.0 * float(value),
+                                                                              rates.RATE_DECIMALS))
 
 
 def _panel_arrays(y: YearCubes, flag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -696,7 +717,7 @@ def _trend(years: list[YearCubes], flag: str, notes_by_year: Mapping) -> dict:
                              **_not_available()})
             continue
         pos, n, pos_sup, n_sup = arrays
-        share = _pct(int(n[0, 0, 0]), bool(n_sup[0, 0, 0]), people, people_sup)
+        share = _pct(int(n[0, 0, 0]), bool(n_sup[0, 0, 0]), people, people_sup, y.k)
         coverage.append({"year": y.year, "people": _count(people, people_sup),
                          "n": None if n_sup[0, 0, 0] else int(n[0, 0, 0]), "percent": share})
         if previous is not None and share is not None and previous[1] is not None \
@@ -705,15 +726,19 @@ def _trend(years: list[YearCubes], flag: str, notes_by_year: Mapping) -> dict:
                                                   f"{previous[1]}% ({previous[0]}) to {share}%"})
         previous = (y.year, share)
         crude, crude_low, crude_high = rates.wilson(pos[:, 0, :], n[:, 0, :])  # (3, R + 1)
-        crude_hidden = pos_sup[:, 0, :] | n_sup[:, 0, :]
+        crude_hidden = (n[:, 0, :] > 0) & ~rates.wilson_stable(pos[:, 0, :], pos_sup[:, 0, :], n[:, 0, :],
+                                                               n_sup[:, 0, :], y.k, rates.RATE_DECIMALS)
         band_index = [y.bands.index(b) + 1 for b in bands if b in y.bands]
         if bands and len(band_index) == len(bands):
             weights = rates.band_weights(bands)
             d = np.moveaxis(pos[:, band_index, :], 1, -1)  # (3, R + 1, bands)
             m = np.moveaxis(n[:, band_index, :], 1, -1)
+            d_sup = np.moveaxis(pos_sup[:, band_index, :], 1, -1)
+            m_sup = np.moveaxis(n_sup[:, band_index, :], 1, -1)
             std, std_low, std_high = rates.standardised(d, m, weights)
-            std_hidden = np.moveaxis(pos_sup[:, band_index, :] | n_sup[:, band_index, :], 1, -1).any(axis=-1)
             std_empty = (m <= 0).any(axis=-1)
+            std_hidden = ~std_empty & ~rates.standardised_stable(d, d_sup, m, m_sup, weights, y.k,
+                                                                               rates.RATE_DECIMALS)
         else:
             std = std_low = std_high = np.full(crude.shape, np.nan)
             std_hidden = np.zeros(crude.shape, dtype=bool)
@@ -729,7 +754,7 @@ def _trend(years: list[YearCubes], flag: str, notes_by_year: Mapping) -> dict:
                                    "ci_high": None if hidden else _rate(crude_high[s, p])}}
                 if std_hidden[s, p]:
                     entry["age_standardised"] = {"percent": None, "ci_low": None, "ci_high": None, "suppressed": True,
-                                                 "reason": "a band count it is built from is withheld"}
+                                                 "reason": "it would reveal a withheld band count"}
                 elif std_empty[s, p]:
                     entry["age_standardised"] = {"percent": None, "ci_low": None, "ci_high": None,
                                                  "reason": "no one in the complete panel in a band of the "

@@ -71,3 +71,62 @@ def standardised(d: np.ndarray, n: np.ndarray, weights: np.ndarray) -> tuple[np.
     bad = (n <= 0).any(axis=-1)
     return (np.where(bad, np.nan, rate), np.where(bad, np.nan, np.clip(rate - Z95 * se, 0, 1)),
             np.where(bad, np.nan, np.clip(rate + Z95 * se, 0, 1)))
+
+
+RATE_DECIMALS = 1  # trends print rates to 0.1 percentage point, as KNHANES reports prevalences
+
+
+def _bounds(x: np.ndarray, hidden: np.ndarray, k: int, lo: np.ndarray | float = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The range a withheld count could take without the reader seeing a difference: +-k."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(hidden, np.maximum(lo, x - k), x), np.where(hidden, x + k, x)
+
+
+def _same_rounding(low: np.ndarray, high: np.ndarray, decimals: int = 2) -> np.ndarray:
+    """True where every value between low and high (percent) prints the same at ``decimals``."""
+    return np.round(low, decimals) == np.round(high, decimals)
+
+
+def wilson_stable(d: np.ndarray, d_hidden: np.ndarray, n: np.ndarray, n_hidden: np.ndarray, k: int,
+                  decimals: int = 1) -> np.ndarray:
+    """Whether the crude rate and its Wilson interval print the same (percent at ``decimals``) at
+    every corner of the withheld inputs' +-k range (each is monotone in d and n)."""
+    d_lo, d_hi = _bounds(d, d_hidden, k)
+    n_lo, n_hi = _bounds(n, n_hidden, k, 1)
+    corners = [wilson(np.minimum(dd, nn), nn) for dd in (d_lo, d_hi) for nn in (n_lo, n_hi)]
+    stable = np.asarray(n) > 0
+    for part in range(3):
+        values = np.stack([100 * c[part] for c in corners])
+        stable &= _same_rounding(np.nanmin(values, axis=0), np.nanmax(values, axis=0), decimals)
+    return stable
+
+
+def standardised_stable(d: np.ndarray, d_hidden: np.ndarray, n: np.ndarray, n_hidden: np.ndarray,
+                        weights: np.ndarray, k: int, decimals: int = 1) -> np.ndarray:
+    """Whether the standardised rate and its interval print the same (percent at ``decimals``) for every
+    withheld band count moved by up to k people. The rate and its variance are sums of band terms,
+    so the sums of each term's smallest and largest values bound them exactly."""
+    d_lo, d_hi = _bounds(d, d_hidden, k)
+    n_lo, n_hi = _bounds(n, n_hidden, k, 1)
+    terms, variances = [], []
+    for dd in (d_lo, d_hi):
+        for nn in (n_lo, n_hi):
+            dd_ = np.minimum(dd, nn)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = dd_ / nn
+                terms.append(weights * p)
+                variances.append(weights * weights * p * (1 - p) / nn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_lo, p_hi = d_lo / n_hi, np.minimum(d_hi / n_lo, 1)
+        peak = np.where((p_lo <= 0.5) & (p_hi >= 0.5), weights * weights * 0.25 / n_lo, 0)  # p(1-p) tops at 1/2
+    terms, variances = np.stack(terms), np.stack(variances)
+    rate_lo, rate_hi = terms.min(axis=0).sum(axis=-1), terms.max(axis=0).sum(axis=-1)
+    se_lo = np.sqrt(variances.min(axis=0).sum(axis=-1))
+    se_hi = np.sqrt(np.maximum(variances.max(axis=0), peak).sum(axis=-1))
+    stable = (np.asarray(n) > 0).all(axis=-1)
+    stable &= _same_rounding(100 * rate_lo, 100 * rate_hi, decimals)
+    stable &= _same_rounding(100 * np.clip(rate_lo - Z95 * se_hi, 0, 1), 100 * np.clip(rate_hi - Z95 * se_lo, 0, 1),
+                             decimals)
+    stable &= _same_rounding(100 * np.clip(rate_lo + Z95 * se_lo, 0, 1), 100 * np.clip(rate_hi + Z95 * se_hi, 0, 1),
+                             decimals)
+    return stable

@@ -56,6 +56,7 @@ _CANDIDATES = 3  # adaptive search: partners tried per axis (smallest and larges
 _FAST_MOVES = 3  # vectorised pass: value moves tried per cell
 _SLOW_MOVES = 12  # adaptive search: value moves tried per cell
 _CHUNK = 256  # primaries evaluated per vectorised batch
+_PEOPLE_BATCH = 24  # candidate people cubes whose carriers are evaluated together
 
 
 @dataclass
@@ -64,16 +65,18 @@ class Family:
 
     name: str
     x: np.ndarray
-    published: np.ndarray | None = None  # cells some payload prints (the cost of withholding)
+    # what withholding a cell costs per person: 0 for cells no payload prints (derivable ones), 1 for
+    # printed ones, more for headline numbers (a prevalence's positives and denominator)
+    weight: np.ndarray | None = None
     sup: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.x = np.ascontiguousarray(self.x, dtype=np.int64)
         if self.x.ndim < 4:
             raise ValueError(f"{self.name}: a family needs at least one value axis")
-        if self.published is None:
-            self.published = np.ones(self.x.shape, dtype=bool)
-        self.published = np.ascontiguousarray(self.published, dtype=bool)
+        if self.weight is None:
+            self.weight = np.ones(self.x.shape, dtype=np.float64)
+        self.weight = np.ascontiguousarray(self.weight, dtype=np.float64)
         self.sup = np.zeros(self.x.shape, dtype=bool)
 
     @property
@@ -134,6 +137,8 @@ class _ValueSpace:
         width = max((len(s) for s in supports), default=1)
         self.support = np.array([np.pad(s, (0, width - len(s)), mode="edge") for s in supports],
                                 dtype=np.int64).reshape(len(supports), width)
+        self.signs = np.array([np.pad(v[s], (0, width - len(s)), mode="edge") for v, s in
+                               zip(self.vectors, supports, strict=True)], dtype=np.int64).reshape(len(supports), width)
         # moves ranked by how positive they are nationally (likely positive in every cell), then size
         strength = np.array([national[s].min() for s in supports]) if supports else np.zeros(0)
         length = np.array([len(s) for s in supports])
@@ -192,12 +197,12 @@ class _Engine:
         self.province_partners = np.array(rows, dtype=np.int64)
 
     @staticmethod
-    def _cost(sup: np.ndarray, published: np.ndarray, x: np.ndarray, axes) -> np.ndarray:
-        """Information lost: the published counts newly withheld (large totals cost the most), plus
-        a little per newly withheld cell."""
+    def _cost(sup: np.ndarray, weight: np.ndarray, x: np.ndarray, axes) -> np.ndarray:
+        """Information lost: the printed counts newly withheld, weighted (large totals and headline
+        numbers cost the most), plus a little per newly withheld cell."""
         new = ~sup
-        shown = new & published
-        return np.where(shown, x, 0).sum(axis=axes) + 0.5 * shown.sum(axis=axes) + 0.01 * (new & ~published).sum(axis=axes)
+        return (np.where(new, weight * (x + 0.5), 0).sum(axis=axes)
+                + 0.01 * (new & (weight == 0)).sum(axis=axes))
 
     # --- family perturbations: vectorised pass ---------------------------------------------------
 
@@ -206,7 +211,7 @@ class _Engine:
         perturbation among the fixed candidates: (found, (sex, age, province, value) index arrays
         of its cells, each (n, corners, support))."""
         fam, space = self.families[f], self.spaces[f]
-        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.published)
+        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.weight)
         s, a, p, w = cells.T
         n = len(cells)
         sx = self.sex_partners[s][:, :2]
@@ -231,13 +236,21 @@ class _Engine:
         cv = space.support[mx.clip(0)]  # (n, combos, support)
         index = (cs[..., None], ca[..., None], cp[..., None], cv[:, :, None, :])
         x = xf[index]  # (n, combos, corners, support)
-        feasible = valid & (x > 0).all(axis=(2, 3))
+        signs = (self._signs((s[:, None, None], a[:, None, None], p[:, None, None]), (cs, ca, cp))[..., None]
+                 * space.signs[mx.clip(0)][:, :, None, :])
+        feasible = valid & self._runs(x, signs, (2, 3))
         cost = self._cost(supf[index], pubf[index], x, (2, 3))
         best = np.argmin(np.where(feasible, cost, np.inf), axis=1)
         rows = np.arange(n)
         found = feasible[rows, best]
         chosen = tuple(np.broadcast_to(i, x.shape)[rows, best] for i in index)
-        return found, chosen
+        return found, chosen, cost[rows, best]
+
+    @staticmethod
+    def _runs(x: np.ndarray, signs: np.ndarray, axes) -> np.ndarray:
+        """Whether the perturbation can run one way or the other: every cell it decreases is
+        positive (cells it increases may be zero)."""
+        return ((x > 0) | (signs < 0)).all(axis=axes) | ((x > 0) | (signs > 0)).all(axis=axes)
 
     # --- family perturbations: adaptive search -----------------------------------------------------
 
@@ -278,7 +291,7 @@ class _Engine:
 
     def _family_search(self, f: int, idx: tuple[int, int, int, int]) -> tuple[np.ndarray, ...] | None:
         fam, space = self.families[f], self.spaces[f]
-        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.published)
+        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.weight)
         s, a, p, w = idx
         moves = space.touching[w][:_SLOW_MOVES]
         if not len(moves):
@@ -291,12 +304,13 @@ class _Engine:
         cv = space.support[moves]  # (moves, support)
         index = (cs[:, None, :, None], ca[:, None, :, None], cp[:, None, :, None], cv[None, :, None, :])
         x = xf[index]  # (combos, moves, corners, support)
-        feasible = (x > 0).all(axis=(2, 3))
+        signs = self._signs((s, a, p), (cs, ca, cp))[:, None, :, None] * space.signs[moves][None, :, None, :]
+        feasible = self._runs(x, signs, (2, 3))
         if not feasible.any():
             return None
         cost = self._cost(supf[index], pubf[index], x, (2, 3))
         combo, move = np.unravel_index(int(np.argmin(np.where(feasible, cost, np.inf))), cost.shape)
-        return tuple(np.broadcast_to(i, x.shape)[combo, move] for i in index)
+        return tuple(np.broadcast_to(i, x.shape)[combo, move] for i in index), float(cost[combo, move])
 
     def _apply(self, f: int, flat_index: tuple[np.ndarray, ...]) -> None:
         fam = self.families[f]
@@ -305,19 +319,19 @@ class _Engine:
 
     # --- people perturbations ---------------------------------------------------------------------
 
-    def _carriers(self, f: int, coords: tuple[np.ndarray, ...], forced: int | None):
+    def _carriers(self, f: int, coords: tuple[np.ndarray, ...], forced: int | None, need: np.ndarray):
         """For every candidate people cube (coords: (combos, corners) index arrays over sex x age x
-        province), the family's carrier: one interior value cell, positive at every corner the
-        family holds, moved with its margins. Returns (feasible, cells, keep, cost); cells are flat
-        index arrays (combos, corners, margins)."""
+        province), the family's carrier: one interior value cell moved with its margins, positive
+        at every corner the family holds where the perturbation decreases (``need``). Returns
+        (feasible, cells, keep, cost); cells are flat index arrays (combos, corners, margins)."""
         fam, space = self.families[f], self.spaces[f]
-        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.published)
+        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.weight)
         s_idx, a_idx, p_idx = coords
         inside = np.ones(s_idx.shape, dtype=bool) if fam.by_province else (p_idx == 0)
         p_f = p_idx if fam.by_province else np.zeros_like(p_idx)
         interior = space.interior
         block = xf[s_idx, a_idx, p_f][:, :, interior]  # (combos, corners, interior cells)
-        block = np.where(inside[:, :, None], block, np.iinfo(np.int64).max)
+        block = np.where((inside & need)[:, :, None], block, np.iinfo(np.int64).max)
         worst = block.min(axis=1)
         if forced is not None:
             pick = np.full(len(worst), int(np.flatnonzero(interior == forced)[0]))
@@ -330,9 +344,7 @@ class _Engine:
                                                 space.shape) for m in margins], axis=1)  # (combos, margins)
         index = (s_idx[:, :, None], a_idx[:, :, None], p_f[:, :, None], values[:, None, :])
         keep = np.broadcast_to(inside[:, :, None], (s_idx.shape[0], s_idx.shape[1], len(margins)))
-        new = ~supf[index] & keep
-        pub = pubf[index]
-        cost = self._cost(~new, pub, xf[index], (1, 2))
+        cost = self._cost(supf[index] | ~keep, pubf[index], xf[index], (1, 2))
         full = tuple(np.broadcast_to(i, keep.shape) for i in index)
         return feasible, full, keep, cost
 
@@ -361,26 +373,53 @@ class _Engine:
         last = self._corners(idx, [[q] for q in self._phantom(idx, forced)])
         coords = tuple(np.concatenate([c, extra]) for c, extra in zip(coords, last, strict=True))
         x = self.people[coords]
-        feasible = (x > 0).all(axis=1)
-        cost = self._cost(self.people_sup[coords], np.ones(x.shape, dtype=bool), x, 1).astype(np.float64)
-        carried = []
-        for f in range(len(self.families)):
-            want = forced[1] if forced is not None and forced[0] == f else None
-            ok, cells, keep, fam_cost = self._carriers(f, coords, want)
-            feasible &= ok
-            cost += fam_cost
-            carried.append((cells, keep))
-        if not feasible.any():
+        signs = self._signs(idx, coords)
+        shown_cost = self._cost(self.people_sup[coords], np.ones(x.shape), x, 1)
+        best = None
+        # either direction: the cells that decrease must be positive (those that grow need not be);
+        # carriers are costly to evaluate, so only for the cheapest people cubes, a batch at a time
+        for need in (signs > 0, signs < 0):
+            candidates = np.flatnonzero(((x > 0) | ~need).all(axis=1))
+            candidates = candidates[np.argsort(shown_cost[candidates], kind="stable")]
+            for start in range(0, len(candidates), _PEOPLE_BATCH):
+                batch = candidates[start:start + _PEOPLE_BATCH]
+                sub = tuple(c[batch] for c in coords)
+                feasible = np.ones(len(batch), dtype=bool)
+                cost = shown_cost[batch].copy()
+                carried = []
+                for f in range(len(self.families)):
+                    want = forced[1] if forced is not None and forced[0] == f else None
+                    ok, cells, keep, fam_cost = self._carriers(f, sub, want, need[batch])
+                    feasible &= ok
+                    cost += fam_cost
+                    carried.append((cells, keep))
+                    if not feasible.any():
+                        break
+                if feasible.any():
+                    n = int(np.argmin(np.where(feasible, cost, np.inf)))
+                    if best is None or cost[n] < best[0]:
+                        best = (float(cost[n]), sub, n, carried)
+                    break
+        if best is None:
             return False
-        best = int(np.argmin(np.where(feasible, cost, np.inf)))
-        corners = tuple(c[best] for c in coords)
+        _cost, coords, n, carried = best
+        corners = tuple(c[n] for c in coords)
         self.people_sup[corners] = True
         self.people_covered[corners] = True
         for f, (cells, keep) in enumerate(carried):
-            take = keep[best]
+            take = keep[n]
             if take.any():
-                self._apply(f, tuple(c[best][take] for c in cells))
+                self._apply(f, tuple(c[n][take] for c in cells))
         return True
+
+    @staticmethod
+    def _signs(idx: tuple[int, ...], coords: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Sign of each corner in the invisible perturbation: a part paired with another part
+        flips the sign, a part paired with its total keeps it."""
+        signs = np.ones(np.broadcast(*coords, *idx).shape, dtype=np.int64)
+        for a, c in enumerate(coords):
+            signs = signs * np.where((c != idx[a]) & (c != 0) & (np.asarray(idx[a]) != 0), -1, 1)
+        return signs
 
     # --- the pass ---------------------------------------------------------------------------------
 
@@ -403,17 +442,21 @@ class _Engine:
                 batch = batch[~covered[tuple(batch.T)]]
                 if not len(batch):
                     continue
-                found, chosen = self._fast_choices(f, batch)
+                found, chosen, fast_cost = self._fast_choices(f, batch)
                 for n, cell in enumerate(batch):
                     idx = tuple(int(v) for v in cell)
                     if covered[idx]:
                         continue
-                    if found[n]:
-                        self._apply(f, tuple(c[n] for c in chosen))
-                        continue
-                    cube = self._family_search(f, idx)
-                    if cube is not None:
-                        self._apply(f, cube)
+                    fast = tuple(c[n] for c in chosen) if found[n] else None
+                    # the fixed candidates may only fit through national totals (or a province cell's
+                    # perturbation climbs to the national margins): search adaptively too
+                    if fast is None or (fast[2] == 0).any() and idx[2] != 0 or ((fast[0] == 0) & (fast[1] == 0)
+                                                                                 & (fast[2] == 0)).any():
+                        searched = self._family_search(f, idx)
+                        if searched is not None and (fast is None or searched[1] < fast_cost[n]):
+                            fast = searched[0]
+                    if fast is not None:
+                        self._apply(f, fast)
                         continue
                     if not self._people_cube(idx[:3], (f, self._interior_in_box(f, idx))):
                         raise RuntimeError(f"no protection found for {fam.name} cell {idx}")  # pragma: no cover

@@ -12,6 +12,10 @@ CASES = [
     ("factors", {"year": "2018"}),
     ("percentiles", {"sex": "M"}),
     ("overview", {}),
+    ("region", {"population": "complete_panel", "sex": "F"}),
+    ("factors", {"population": "all", "age_group": "12"}),
+    ("trends", {"factor": "flag_diabetes"}),
+    ("trends", {}),
 ]
 
 
@@ -42,6 +46,29 @@ def test_fast_path_equals_the_flask_route(app, api_key, resources, worker, loade
     assert first.headers["X-Cache"] == second.headers["X-Cache"] == "hit"
     assert first.headers["Content-Type"] == second.headers["Content-Type"]
     assert second.headers["X-Request-ID"]
+
+
+def test_fast_path_leaves_csv_to_flask(app, api_key, resources, worker, loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("stats:read")
+    client.get("/api/v1/stats/risk", headers={"X-API-Key": key})  # cache the key
+    fast = app.wsgi_app
+    original, answers = fast._stats, []
+
+    def spy(environ, name):
+        answer = original(environ, name)
+        answers.append(answer is not None)
+        return answer
+
+    fast._stats = spy
+    try:
+        by_header = client.get("/api/v1/stats/risk", headers={"X-API-Key": key, "Accept": "text/csv"})
+        by_query = client.get("/api/v1/stats/risk", headers={"X-API-Key": key}, query_string={"format": "csv"})
+    finally:
+        fast._stats = original
+    assert answers == [False, False]  # neither took the JSON fast path
+    assert by_header.status_code == by_query.status_code == 200
+    assert by_header.data == by_query.data and by_header.mimetype == "text/csv"
 
 
 def test_fast_path_leaves_errors_to_flask(app, api_key, loaded_for_fastpath):

@@ -6,17 +6,18 @@ axis with its total at index 0; a family's all-values slice is the people cube).
 every cell that is not withheld (a superset of what the payloads print) and every line relation
 (a total equals the sum of its parts, along every axis of every cube).
 
-Two attacks:
+Three attacks:
 
 * ``difference``: the classic one - repeatedly take a relation with exactly one unknown and solve
   it - until nothing changes.
 * ``rank``: linear algebra over all relations at once. A withheld cell is determined iff every
   vector in the null space of the relations (restricted to withheld cells) is zero there. Families
   only meet in people cells, so each family is reduced separately and only the people cells are
-  solved jointly (a Schur-complement split), which keeps every matrix small. When every withheld
-  cell is strictly positive (checked by the tests), a cell the rank audit cannot determine is not
-  pinned by an interval (linear-programming) audit either: moving along a null vector by a small
-  step keeps every cell non-negative.
+  solved jointly (a Schur-complement split), which keeps every matrix small.
+* ``interval``: linear programming (HiGHS through scipy) over every relation with every unknown
+  cell non-negative: the smallest and largest value a withheld cell can take. The rank audit
+  ignores non-negativity; this one does not, so it also catches a cell pinned because its
+  partners sit at zero.
 """
 
 from __future__ import annotations
@@ -160,3 +161,39 @@ class System:
                 if any(v != 0 for v in idx[3:]):
                     out.append((f, tuple(int(v) for v in idx)))
         return out
+
+    def interval_pinned(self, targets) -> list:
+        """Withheld cells among ``targets`` whose value the relations plus non-negativity pin down
+        (min == max of a linear program); each target is tried upwards, then downwards."""
+        from scipy.optimize import linprog
+        from scipy.sparse import coo_matrix
+
+        unknown = {key: i for i, key in enumerate(self.withheld_keys())}
+        rows, cols, vals, rhs = [], [], [], []
+        for rel in self.relations():
+            members = [(k, c) for k, c in rel if k in unknown]
+            if not members:
+                continue
+            r = len(rhs)
+            for key, coef in members:
+                rows.append(r)
+                cols.append(unknown[key])
+                vals.append(coef)
+            rhs.append(-sum(c * self.value(k) for k, c in rel if k not in unknown))
+        a_eq = coo_matrix((vals, (rows, cols)), shape=(len(rhs), len(unknown))).tocsr()
+        pinned = []
+        for key in targets:
+            j = unknown[key]
+            truth = self.value(key)
+            objective = np.zeros(len(unknown))
+            moved = False
+            for sign in (-1.0, 1.0):  # maximise, then minimise x_j
+                objective[j] = sign
+                result = linprog(objective, A_eq=a_eq, b_eq=rhs, bounds=(0, None), method="highs")
+                assert result.status == 0, result.message  # the truth is always feasible
+                if abs(result.x[j] - truth) > 0.5:
+                    moved = True
+                    break
+            if not moved:
+                pinned.append(key)
+        return pinned
