@@ -13,10 +13,12 @@ complete panel only. The mean risk-factor count over all people is a lower bound
 factor counts 0); over the complete panel it is exact.
 
 Every count a payload shows (or a reader can derive from shown numbers) is a cell of one family cube
-(see :mod:`shared.stats.suppression`), and every derived number (percent, mean, rate, interval) is
-shown only when every count it is computed from is shown: a percent with its numerator and
-denominator, a standardised rate with all its band counts. Percentiles are shown for groups whose
-count is shown and at least ``percentile_min_n`` (default 100), and never the minimum or maximum.
+(see :mod:`shared.stats.suppression`). A number computed from counts (percent, rate, interval) is
+shown only where it prints the same for every value of its withheld inputs within +-k people (a
+percent of two shown counts always; a rate over large withheld denominators usually; never one
+whose small numerator is withheld), so it reveals nothing the counts do not. Means are shown only
+with their count. Percentiles are shown for groups whose count is shown and at least
+``percentile_min_n`` (default 100, at least 21), so never the minimum or maximum.
 """
 
 from __future__ import annotations
@@ -806,6 +808,8 @@ def build_payloads(
     k = int(small_cell_min)
     if k < 1:
         raise ValueError("small_cell_min must be >= 1")
+    if percentile_min_n < 21:  # nearest-rank p5 / p95 of fewer people is the minimum / maximum
+        raise ValueError("percentile_min_n must be >= 21")
     reserved = ("stale", "small_cell_min", "year", "disclaimer", "notes", "notes_by_year", "standard_population",
                 "percentile_min_n")
     base_meta = {key: v for key, v in meta.items() if key not in reserved}

@@ -97,7 +97,8 @@ def wilson_stable(d: np.ndarray, d_hidden: np.ndarray, n: np.ndarray, n_hidden: 
     stable = np.asarray(n) > 0
     for part in range(3):
         values = np.stack([100 * c[part] for c in corners])
-        stable &= _same_rounding(np.nanmin(values, axis=0), np.nanmax(values, axis=0), decimals)
+        values = np.where(np.isnan(values), np.inf, values)  # an empty panel is never printed anyway
+        stable &= _same_rounding(values.min(axis=0), values.max(axis=0), decimals)
     return stable
 
 

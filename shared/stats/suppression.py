@@ -25,22 +25,28 @@ differencing the additive relations. Method, after the hypercube method (Repsilb
 Hundepool A et al., *Statistical Disclosure Control*, Wiley 2012, doi:10.1002/9781118348239, ch. 4):
 
 1. Primary: every count in [1, k-1] is withheld; 0 is published.
-2. Every primary cell not yet protected gets an *invisible perturbation*: a change of the cells
-   that keeps every relation, so the published numbers cannot tell it from the truth. It is the
-   product of a 2^d hypercube over sex x age x province (on each axis the cell's index and a
-   partner: another part, signs opposite, or the axis total, same sign) and a *move* in value
-   space that leaves people unchanged (one person moved from one value cell to another, with the
-   margins that changes, or a 2 x 2 rectangle). All its cells are withheld and chosen strictly
-   positive, so it can run by +1 and by -1: the primary cell is determined neither exactly nor by
-   integrality, whatever combination of published numbers an attacker uses (rank and
-   linear-programming audits agree when every withheld cell is positive).
+2. Every primary cell not yet protected gets an *invisible perturbation*: a change of cells that
+   keeps every relation, so the published numbers cannot tell it from the truth. It is the product
+   of a 2^d hypercube over sex x age x province (on each axis the cell's index and a partner:
+   another part, signs opposite, or the axis total, same sign) and a *move* in value space that
+   leaves people unchanged (one person moved from one value cell to another, with the margins that
+   changes, or a 2 x 2 rectangle). All its cells are withheld. The perturbation must be able to run
+   by one person at least one way: every cell it decreases is positive (cells it increases may be
+   0, then a withheld 0). So the primary cell takes at least two values consistent with everything
+   published, as integers and with every count non-negative: neither a rank audit nor an interval
+   (linear-programming) audit pins it.
 3. A small *people* cell gets a hypercube over sex x age x province and, in every family, a
-   carrier (one value cell and its margins) moved with it, so every family stays consistent.
+   carrier (one value cell with its margins) moved with it, so every family stays consistent.
 4. Candidates are cheap first (a vectorised pass with fixed partners: the other sex, neighbouring
-   bands, provinces of similar size, the most common value moves), the search adaptive only where
-   those fail; cells already withheld are preferred, then small ones; the axis total only when
-   nothing else works. A cell of an accepted perturbation is protected too, so most small cells
-   ride on a neighbour's.
+   bands, provinces of similar size, the most common value moves); an adaptive search over the
+   positive cells along each line runs where those fail or would withhold national totals. Cost =
+   the printed counts newly withheld, weighted (``Family.weight``: 0 for cells never printed, more
+   for headline numbers), so totals and prevalences are the last complements chosen. A cell of an
+   accepted perturbation is protected too, so most small cells ride on a neighbour's.
+
+Numbers computed from counts (percents, rates, intervals) are the payload builders' concern: they
+print one only where it does not depend on withheld counts at its printed precision
+(:mod:`shared.stats.rates`), so it adds nothing to what the counts reveal.
 
 docs/STATISTICS.md explains the method; tests/unit/test_stats_disclosure.py attacks the result.
 """

@@ -224,7 +224,7 @@ class _Printed:
 
 def test_payloads_print_only_cells_the_pass_left_published() -> None:
     _frame, agg, year = _sparse_year(1)
-    payloads = {k: orjson.loads(v) for k, v in build_payloads(agg, META, K, 20).items()}
+    payloads = {k: orjson.loads(v) for k, v in build_payloads(agg, META, K, 21).items()}
     check = _Printed(year)
     for key, body in payloads.items():
         data = body["data"]
@@ -280,7 +280,7 @@ def test_payloads_print_only_cells_the_pass_left_published() -> None:
                 for name, block in sub["measurements"].items():
                     check.cell(check.measures[name], sx, ax, 0, (1,), block["n"])
                     if block["p50"] is not None:
-                        assert block["n"] is not None and block["n"] >= 20
+                        assert block["n"] is not None and block["n"] >= 21
         elif key.startswith("trends:"):
             _check_trend(check, data)
     assert check.checked > 10_000

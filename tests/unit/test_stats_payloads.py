@@ -31,7 +31,7 @@ META = {"computed_at": "2026-11-29T19:00:00+00:00", "dataset_version": "ds-7", "
         "last_etl": {"job_id": 7, "finished_at": "2026-11-29T18:59:00+00:00"},
         "notes_by_year": {2024: ["drinking blanks read as non-drinkers in this release"]}}
 SEX_CODE = {"M": 1, "F": 2}
-MIN_N = 20
+MIN_N = 21
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +342,17 @@ def test_partials_without_panel_counts_say_so(frame) -> None:
     assert every["flags"]["flag_low_hdl"]["n_unknown"] is not None  # the all-people view still works
     risk = orjson.loads(payloads[keys.payload_key("risk", 2024, population="complete_panel")])["data"]
     assert risk["groupings"][RISK_GROUP_COLUMN]["available"] is False
+
+
+@pytest.mark.parametrize("n", [21, 22, 40, 101])
+def test_percentiles_never_print_a_minimum_or_maximum(n) -> None:
+    from tests.support.stats_frames import make_frame
+
+    frame = make_frame(n, seed=n, ages=(9,))
+    frame["sbp"] = np.arange(100, 100 + n, dtype=float)  # every value distinct
+    out = orjson.loads(build_payloads(merge_partials([chunk_partial(frame)]), META, 1, 21)[
+        keys.payload_key("percentiles", 2024)])["data"]["measurements"]["sbp"]
+    printed = [out[f"p{q}"] for q in keys.PERCENTILES]
+    assert None not in printed and min(printed) > 100 and max(printed) < 100 + n - 1
+    with pytest.raises(ValueError):
+        build_payloads(merge_partials([chunk_partial(frame)]), META, 1, 20)
