@@ -15,6 +15,7 @@ from sqlalchemy import text
 from api import create_app
 from shared.etl.jobs import create_job, wait_for_job
 from shared.stats import store
+from shared.stats.aggregate import RISK_GROUP_COLUMN, RULE_INPUTS
 from shared.stats.refresh import refresh
 from tests.support.files import sample_file, wait_for_stats_with
 from tests.support.worker import wait_until
@@ -66,7 +67,8 @@ def test_counts_equal_independent_sql_counts(client, api_key, resources, stats_y
     assert overview["people"]["n"] == people
 
     risk = get(client, key, "risk", year=YEAR).get_json()["data"]
-    expected = dict(sql(resources, "SELECT risk_group, COUNT(*) FROM screenings WHERE year = :y GROUP BY risk_group", y=YEAR))
+    expected = dict(sql(resources, f"SELECT {RISK_GROUP_COLUMN}, COUNT(*) FROM screenings WHERE year = :y "
+                                   f"GROUP BY {RISK_GROUP_COLUMN}", y=YEAR))
     for group, n in expected.items():
         cell = risk["groups"][group]
         if not cell.get("suppressed"):
@@ -120,18 +122,17 @@ def test_no_published_count_is_a_small_cell(client, api_key, resources, stats_ye
         p["people"]["n"] >= k for p in region["provinces"])
 
 
-RISK_INPUTS = ("fasting_glucose", "sbp", "dbp", "total_cholesterol", "triglycerides", "hdl", "height_cm",
-               "weight_kg", "smoking")
+RISK_INPUTS = RULE_INPUTS[RISK_GROUP_COLUMN]
 
 
 def test_complete_panel_views_equal_sql_counts(client, api_key, resources, stats_year):
     key = api_key("stats:read")
     panel_sql = " AND ".join(f"{c} IS NOT NULL" for c in RISK_INPUTS)
-    expected = dict(sql(resources, f"SELECT risk_group, COUNT(*) FROM screenings WHERE year = :y AND {panel_sql} "
-                                   "GROUP BY risk_group", y=YEAR))
+    expected = dict(sql(resources, f"SELECT {RISK_GROUP_COLUMN}, COUNT(*) FROM screenings WHERE year = :y "
+                                   f"AND {panel_sql} GROUP BY {RISK_GROUP_COLUMN}", y=YEAR))
     (everyone,) = sql(resources, "SELECT COUNT(*) FROM screenings WHERE year = :y", y=YEAR)[0]
     data = get(client, key, "risk", year=YEAR, population="complete_panel").get_json()["data"]
-    block = data["groupings"]["risk_group"]
+    block = data["groupings"][RISK_GROUP_COLUMN]
     assert data["population"] == "complete_panel"
     assert published_equal(block, n=sum(expected.values()), not_in_panel=everyone - sum(expected.values())) == 2
     for group, n in expected.items():

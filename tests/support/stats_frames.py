@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.stats.aggregate import CATEGORIES, FLAGS, MEASURES, RISK_GROUPS
+from shared.stats.aggregate import (
+    CATEGORIES,
+    FLAGS,
+    MEASURES,
+    RISK_COUNT_COLUMN,
+    RISK_GROUP_COLUMN,
+    RISK_GROUPS,
+)
 
 PROVINCE_CODES = (11, 26, 41, 42, 49, 50)
 LEVELS = {c: (f"{c}_a", f"{c}_b", f"{c}_c") for c in CATEGORIES}
@@ -49,8 +56,8 @@ def make_frame(n: int, seed: int = 0, years: tuple[int, ...] = (2024,),
         arr = pd.array(rng.random(n) < 0.25, dtype="boolean")
         arr[rng.random(n) < (0.65 if "hdl" in flag or "triglycerides" in flag else 0.05)] = pd.NA
         f[flag] = arr
-    f["risk_factor_count"] = rng.integers(0, 5, n).astype(np.int64)
-    f["risk_group"] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
+    f[RISK_COUNT_COLUMN] = rng.integers(0, 5, n).astype(np.int64)
+    f[RISK_GROUP_COLUMN] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
     for c in CATEGORIES:
         f[c] = rng.choice(np.array([*LEVELS[c], None], dtype=object), n, p=[0.55, 0.3, 0.1, 0.05])
     f["urine_protein"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.8, 0.1, 0.05, 0.05])

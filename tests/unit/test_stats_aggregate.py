@@ -9,6 +9,8 @@ import pytest
 from shared.stats.aggregate import (
     MEASURE_NAMES,
     MEASURES,
+    RISK_COUNT_COLUMN,
+    RISK_GROUP_COLUMN,
     RISK_GROUPS,
     chunk_partial,
     merge_partials,
@@ -37,7 +39,7 @@ def test_counts_equal_direct_pandas() -> None:
     counts = agg.counts
     expected_people = frame.groupby(keys).size()
     assert counts["people"].sort_index().tolist() == expected_people.sort_index().tolist()
-    assert counts["rf_sum"].sum() == frame["risk_factor_count"].sum()
+    assert counts["rf_sum"].sum() == frame[RISK_COUNT_COLUMN].sum()
     for flag in ("flag_low_hdl", "metabolic_syndrome"):
         measured = frame[flag].notna().groupby(keys).sum()
         positive = frame[flag].fillna(False).astype(bool).groupby(keys).sum()
@@ -48,7 +50,7 @@ def test_counts_equal_direct_pandas() -> None:
     assert counts["smoking=3"].sum() == (frame["smoking"] == 3).sum()
     assert counts["drinking=0"].sum() == (frame["drinking"] == 0).sum()
     for group in RISK_GROUPS:
-        assert counts[f"risk_group={group}"].sum() == (frame["risk_group"] == group).sum()
+        assert counts[f"{RISK_GROUP_COLUMN}={group}"].sum() == (frame[RISK_GROUP_COLUMN] == group).sum()
     unknown = counts.xs(-1, level="province")["people"].sum()
     assert unknown == frame["province"].isna().sum() > 0
 
@@ -133,7 +135,6 @@ from shared.stats.aggregate import (  # noqa: E402
     CATEGORIES,
     FLAGS,
     PANEL_SUFFIX,
-    RISK_GROUP_COLUMN,
     RULE_INPUTS,
     rule_inputs,
 )
@@ -185,5 +186,5 @@ def test_complete_panel_counts_equal_a_direct_count(rows, seed, cut, missing) ->
                 name = f"{column}{PANEL_SUFFIX}={label}"
                 assert counts[name].tolist() == direct(in_panel & (frame[column] == value)), name
     in_panel = frame[list(rule_inputs(RISK_GROUP_COLUMN))].notna().all(axis=1)
-    assert counts["rf_sum" + PANEL_SUFFIX].tolist() == frame["risk_factor_count"].where(in_panel, 0).groupby(
+    assert counts["rf_sum" + PANEL_SUFFIX].tolist() == frame[RISK_COUNT_COLUMN].where(in_panel, 0).groupby(
         keys).sum().sort_index().astype(int).tolist()
