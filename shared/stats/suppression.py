@@ -212,10 +212,10 @@ class _Engine:
 
     # --- family perturbations: vectorised pass ---------------------------------------------------
 
-    def _fast_choices(self, f: int, cells: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    def _fast_choices(self, f: int, cells: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
         """For primaries ``cells`` (n, 4: sex, age, province, flat value), the cheapest feasible
         perturbation among the fixed candidates: (found, (sex, age, province, value) index arrays
-        of its cells, each (n, corners, support))."""
+        of its cells, each (n, corners, support), its cost)."""
         fam, space = self.families[f], self.spaces[f]
         xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.weight)
         s, a, p, w = cells.T
@@ -454,10 +454,11 @@ class _Engine:
                     if covered[idx]:
                         continue
                     fast = tuple(c[n] for c in chosen) if found[n] else None
-                    # the fixed candidates may only fit through national totals (or a province cell's
-                    # perturbation climbs to the national margins): search adaptively too
-                    if fast is None or (fast[2] == 0).any() and idx[2] != 0 or ((fast[0] == 0) & (fast[1] == 0)
-                                                                                 & (fast[2] == 0)).any():
+                    # the fixed candidates may fit only through national totals, or a province cell's
+                    # perturbation may climb to the national margins: search adaptively too
+                    climbs = fast is not None and idx[2] != 0 and bool((fast[2] == 0).any())
+                    national = fast is not None and bool(((fast[0] == 0) & (fast[1] == 0) & (fast[2] == 0)).any())
+                    if fast is None or climbs or national:
                         searched = self._family_search(f, idx)
                         if searched is not None and (fast is None or searched[1] < fast_cost[n]):
                             fast = searched[0]
