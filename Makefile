@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python -m bench.etl
 	$(BIN)/python -m bench.stats
 	$(BIN)/python -m bench.simulate
+	$(BIN)/python -m bench.load
 
 lint: install
 	$(BIN)/ruff check api workers shared tests bench

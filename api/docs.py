@@ -7,7 +7,7 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 from marshmallow import Schema, fields
 
-from api.auth import SECURITY_SCHEME
+from api.auth import SECURITY_SCHEME, declare_public, public
 
 DESCRIPTION = (
     "Guideline-based cardiovascular and metabolic risk factors over the Korean NHIS health-screening "
@@ -47,7 +47,9 @@ def init_docs(app: Flask) -> None:
         SECURITY_SCHEME, {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     )
     app.extensions["smorest_api"] = api
+    declare_public(app, "api-docs.openapi_json", "api-docs.openapi_swagger_ui")
 
     @app.get("/docs/static/<path:filename>")
+    @public
     def swagger_static(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

@@ -10,7 +10,7 @@ from shared.resources import Resources
 
 def init_extensions(app: Flask, settings) -> None:
     configure_logging(settings.log_level, settings.log_format, component="api")
-    app.extensions["resources"] = Resources(settings)
+    app.extensions["resources"] = Resources(settings, role="api")
 
 
 def resources() -> Resources:

@@ -3,32 +3,39 @@
 - `GET /api/v1/stats/<endpoint>`: ready JSON bytes from Redis (CSV requests go to the route).
 - `POST /api/v1/simulate`: one person through the rule table.
 
-A fast path answers only the plainly valid case: a key already in the per-process key cache with
-the right scope, a plainly valid query or body, and (for stats) a Redis hit. Everything else (a
-key not cached yet, a scope error, anything a schema must judge, a Redis miss or error) falls
-through to the Flask route, which owns every error and fallback. Both answer with the same bytes
-and headers; tests/integration/test_fastpath.py checks it.
+The seam with the Flask path is declared, not implied:
+- access: the same route policy (`api.auth.policy_of`) and the same per-process key cache; only
+  a key already cached as valid with the right scope is served here;
+- rate limits: the same `RateLimiter.hit`, counted once; when a fast path declines after
+  counting, it leaves its decision in `environ["nhis.rate_decision"]` and the Flask hook reuses it;
+- headers and logging: the same `api.finisher` functions.
+
+A fast path answers only the plainly valid case. Everything else (a key not cached yet, a scope
+error, over the rate limit, anything a schema must judge, a Redis miss or error, any parameter or
+header it does not know) falls through to the Flask route, which owns every error and fallback.
+Both answer with the same bytes and headers; tests/integration/test_fastpath.py checks it, and
+tests/unit/test_seam.py pins the Flask hooks so a new one cannot silently miss this path.
 """
 
 from __future__ import annotations
 
 import io
 import time
-import uuid
 
 import orjson
 from werkzeug.datastructures import MultiDict
 
+from api.auth import policy_of
+from api.finisher import finishing_headers, log_request, request_id_for
 from api.jsonprovider import dumps_bytes
-from api.requests import SAFE_REQUEST_ID
-from api.routes.simulate import quick_person, simulate_one
+from api.routes.simulate import quick_include, quick_person, simulate_one
 from api.routes.stats import cache_key, quick_query
 from shared.stats.keys import ENDPOINTS
 from shared.stats.store import read_payload_from_cache
 
 STATS_PREFIX = "/api/v1/stats/"
 SIMULATE_PATH = "/api/v1/simulate"
-MAX_BODY = 64 * 1024
+JSON = ("Content-Type", "application/json")
 
 
 def _args(query_string: str) -> MultiDict | None:
@@ -48,7 +55,9 @@ def _args(query_string: str) -> MultiDict | None:
 class FastPaths:
     def __init__(self, wsgi_app, flask_app):
         self.wsgi_app = wsgi_app
+        self.flask_app = flask_app
         self.extensions = flask_app.extensions  # read per call: tests and tools may swap resources
+        self.access_log = flask_app.config["SETTINGS"].access_log
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -60,48 +69,70 @@ class FastPaths:
             answer = self._simulate(environ)
         if answer is None:
             return self.wsgi_app(environ, start_response)
-        body, extra = answer
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        body, extra, policy, decision, key_id = answer
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         start_response("200 OK", [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            *extra,
-            ("X-Request-ID", request_id),
-            ("X-Response-Time", f"{(time.perf_counter() - started) * 1000:.2f}ms"),
+            JSON, ("Content-Length", str(len(body))), *extra,
+            *finishing_headers(request_id, started, decision, person_level=policy.person_level),
         ])
+        log_request(self.access_log, method, path, 200, started, request_id, key_id)
         return [body]
 
-    def _allowed(self, environ, scope: str) -> bool:
+    def _admit(self, environ, endpoint: str):
+        """(policy, key, decision) when a cached key may call this route and is under its limit;
+        None to let Flask decide. A decision made here is left for Flask if this path declines."""
+        policy = policy_of(self.flask_app, endpoint)
+        if policy is None or policy.scope is None:
+            return None
         info = self.extensions["key_cache"].peek(environ.get("HTTP_X_API_KEY", ""))
-        return bool(info) and info.allows(scope)
+        if not info or not info.allows(policy.scope):
+            return None
+        identity = f"k{info.id}"
+        decision = self.extensions["rate_limiter"].hit(policy.bucket, identity, fail_closed=policy.fail_closed)
+        environ["nhis.rate_decision"] = (policy.bucket, identity, decision)
+        if not decision.allowed:
+            return None
+        return policy, info, decision
 
     def _stats(self, environ, endpoint: str):
         cache = self.extensions["resources"].cache
-        if endpoint not in ENDPOINTS or cache is None or not self._allowed(environ, "stats:read"):
-            return None
-        if "text/csv" in environ.get("HTTP_ACCEPT", ""):  # content negotiation is the route's job
+        if endpoint not in ENDPOINTS or cache is None or "text/csv" in environ.get("HTTP_ACCEPT", ""):
             return None
         args = _args(environ.get("QUERY_STRING", ""))
         query = quick_query(args) if args is not None else None
         if query is None:
             return None
         try:
-            body = read_payload_from_cache(cache, cache_key(endpoint, query))
-        except Exception:  # a 422 for this endpoint, or Redis trouble: the Flask route answers
+            name = cache_key(endpoint, query)
+        except Exception:  # a 422 for this endpoint: the Flask route answers
             return None
-        return (body, [("X-Cache", "hit")]) if body is not None else None
+        admitted = self._admit(environ, f"stats.{endpoint}")
+        if admitted is None:
+            return None
+        policy, info, decision = admitted
+        try:
+            body = read_payload_from_cache(cache, name)
+        except Exception:  # Redis trouble: the Flask route falls back to the database copy
+            return None
+        if body is None:
+            return None
+        return body, [("X-Cache", "hit")], policy, decision, info.id
 
     def _simulate(self, environ):
-        if not self._allowed(environ, "simulate"):
-            return None
         if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
+            return None
+        include = quick_include(environ.get("QUERY_STRING", ""))
+        if include is None:  # anything but a plain include=... is the route's to judge
             return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return None
-        if not 0 < length <= MAX_BODY:
+        admitted = self._admit(environ, "simulate.simulate")
+        if admitted is None:
+            return None
+        policy, info, decision = admitted
+        if not 0 < length <= policy.body_limit(None, environ.get("CONTENT_TYPE")):
             return None
         raw = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(raw)  # Flask can still read it if we decline
@@ -111,7 +142,8 @@ class FastPaths:
             return None
         if person is None:
             return None
-        return dumps_bytes(simulate_one(person, self.extensions["resources"])), []
+        body = dumps_bytes(simulate_one(person, self.extensions["resources"], include))
+        return body, [], policy, decision, info.id
 
 
 def init_fast_paths(app) -> None:

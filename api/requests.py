@@ -1,30 +1,42 @@
-"""Request id on every response and in every log line of the request."""
+"""Request id and timing at the start of a request; the shared finisher (api/finisher.py) at the end."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
 import structlog
 from flask import Flask, g, request
 
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+from api.finisher import SAFE_REQUEST_ID, finishing_headers, html_csp, log_request, request_id_for
+
+__all__ = ["SAFE_REQUEST_ID", "current_request_id", "init_request_context"]
 
 
 def init_request_context(app: Flask) -> None:
+    access_log = app.config["SETTINGS"].access_log
+
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = current_request_id()
-        if "started" in g:
-            response.headers["X-Response-Time"] = f"{(time.perf_counter() - g.started) * 1000:.2f}ms"
+        policy = g.get("route_policy")
+        has_csp = "Content-Security-Policy" in response.headers
+        if not has_csp and response.mimetype == "text/html" and not response.direct_passthrough:
+            response.headers["Content-Security-Policy"] = html_csp(response.get_data())
+            has_csp = True
+        for name, value in finishing_headers(current_request_id(), g.get("started"), g.get("rate_decision"),
+                                             person_level=bool(policy and policy.person_level),
+                                             has_csp=has_csp):
+            response.headers[name] = value
+        rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        key = g.get("api_key")
+        log_request(access_log, request.method, rule, response.status_code, g.get("started"),
+                    current_request_id(), key.id if key is not None else None)
         return response
 
     @app.teardown_request

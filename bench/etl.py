@@ -5,6 +5,8 @@ indexes in place) with 2 worker processes and with 1, peak RSS per worker proces
 time between phases, and the floor: a plain LOAD DATA of the already-computed rows.
 
     python -m bench.etl [--rows 1000000] [--runs 3]
+    python -m bench.etl --reload     # reload a year over an existing version, reads measured meanwhile
+    python -m bench.etl --poison     # a file with a 1 GiB line: peak worker RSS
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from bench.report import write_section
 from shared.cli.db import upgrade
 from shared.config import load_settings
 from shared.data.generate import write_file
-from shared.data.reader import inspect_file, plan_ranges, read_range
-from shared.db.models import screening_id
+from shared.data.reader import inspect_file, plan_ranges, read_range, scan_file
 from shared.etl.jobs import create_job, wait_for_job
 from shared.etl.sink import LOAD_COLUMNS, to_csv_bytes
 from shared.etl.transform import derive
@@ -70,7 +71,7 @@ class RssSampler(threading.Thread):
 def run_job(path: Path, data_dir: Path, concurrency: int) -> dict:
     url = fresh_database()
     settings = load_settings(database_url=url, redis_url=REDIS, data_dir=data_dir, log_level="WARNING")
-    resources = Resources(settings)
+    resources = Resources(settings, role="worker")
     upgrade(resources.engine)
     for role in ("broker", "results", "cache"):
         import redis
@@ -113,15 +114,13 @@ def floor_load_data(path: Path, connections: int = 1) -> float:
     files = []
     folder = Path(tempfile.mkdtemp(prefix="nhis-floor-"))
     for r in plan_ranges(layout, 50_000):
-        frame = derive(read_range(layout, r).frame)
-        frame["id"] = screening_id(frame["year"], frame["subscriber_id"])
-        frame["job_id"], frame["chunk_index"] = 1, r.index
+        frame = derive(read_range(layout, r).frame, 1, r.index)
         target = folder / f"{r.index}.csv"
         target.write_bytes(to_csv_bytes(frame))
         files.append(target)
     url = fresh_database()
     settings = load_settings(database_url=url, redis_url=None, data_dir=folder)
-    resources = Resources(settings)
+    resources = Resources(settings, role="worker")
     upgrade(resources.engine)
     def load(share: list[Path]) -> None:
         with resources.engine.begin() as conn:
@@ -144,13 +143,163 @@ def floor_load_data(path: Path, connections: int = 1) -> float:
     return seconds
 
 
+def _start_system(data_dir: Path, queues: str = "etl,stats"):
+    url = fresh_database()
+    settings = load_settings(database_url=url, redis_url=REDIS, data_dir=data_dir, log_level="WARNING")
+    resources = Resources(settings)
+    upgrade(resources.engine)
+    import redis
+
+    for role in ("broker", "results", "cache", "ratelimit"):
+        redis.Redis.from_url(settings.redis_db_url(role)).flushdb()
+    env = {"DATABASE_URL": url, "REDIS_URL": REDIS, "NHIS_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    worker = WorkerProcess(env, concurrency=2, queues=queues).start(resources.producer)
+    return resources, env, worker
+
+
+def reload_scenario(rows: int, data_dir: Path, seconds: int) -> None:
+    """A year reloaded over an existing version while clients read statistics and records."""
+    from bench.stats import start_gunicorn, wrk
+    from shared.auth.keys import create_key
+    from shared.db.engine import unit_of_work
+    from shared.stats.refresh import refresh
+
+    first, second = (data_dir / f"nhis-2024-{rows}-seed{seed}.csv" for seed in (42, 43))
+    for path, seed in ((first, 42), (second, 43)):
+        if not path.exists():
+            write_file(path, rows=rows, year=2024, seed=seed, style="2024", encoding="cp949")
+    resources, env, worker = _start_system(data_dir)
+    web = None
+    try:
+        v1 = wait_for_job(resources, create_job(resources, first), timeout=600)
+        assert v1["status"] == "succeeded", v1
+        refresh(resources, "bench")
+        with unit_of_work(resources.sessions) as session:
+            key = create_key(session, f"bench-{time.time_ns()}", "stats:read,records:read")
+        port = 18000 + os.getpid() % 1000
+        web = start_gunicorn("api.wsgi:app", port, {**env, **RELAXED_LIMITS})
+        urls = {"stats": f"http://127.0.0.1:{port}/api/v1/stats/risk",
+                "records": f"http://127.0.0.1:{port}/api/v1/records?year=2024&limit=20"}
+
+        def both(duration: int) -> dict:
+            out: dict = {}
+            threads = [threading.Thread(target=lambda n=n, u=u: out.__setitem__(
+                n, wrk(u, duration, key, threads=1, connections=4))) for n, u in urls.items()]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return out
+
+        idle = both(seconds)
+        started = time.perf_counter()
+        job_id = create_job(resources, second)
+        during = both(seconds)
+        v2 = wait_for_job(resources, job_id, timeout=600)
+        reload_seconds = time.perf_counter() - started
+        assert v2["status"] == "succeeded", v2
+        with resources.engine.connect() as conn:
+            while conn.execute(text("SELECT COUNT(*) FROM screenings WHERE job_id = :j"),
+                               {"j": v1["job_id"]}).scalar():
+                time.sleep(0.2)
+                conn.commit()
+        purged = time.perf_counter() - started
+    finally:
+        if web is not None:
+            os.killpg(web.pid, 15)
+        worker.stop()
+        resources.dispose()
+    rows_md = "\n".join(
+        f"| {name} | {idle[name]['rps']:,.0f} | {idle[name]['p50']:.2f} | {idle[name]['p99']:.2f} | "
+        f"{during[name]['rps']:,.0f} | {during[name]['p50']:.2f} | {during[name]['p99']:.2f} | "
+        f"{idle[name]['non2xx'] + during[name]['non2xx']} |"
+        for name in urls
+    )
+    body = f"""
+A {rows:,}-row year (2024) already loaded and current; a second {rows:,}-row file for the same year
+is ingested as a new version (2 worker processes) while two wrk clients (1 thread, 4 connections
+each, {seconds} s) read `GET /api/v1/stats/risk` and `GET /api/v1/records?year=2024&limit=20`
+under Gunicorn. "idle" is the same {seconds} s read load just before the reload, side by side.
+
+| measurement | value |
+|---|---|
+| reload: create -> new version current | {reload_seconds:.2f} s |
+| old version's rows purged (batches of 20,000) | {purged:.2f} s after create |
+
+| read | idle req/s | idle p50 ms | idle p99 ms | during reload req/s | p50 ms | p99 ms | non-2xx |
+|---|---|---|---|---|---|---|---|
+{rows_md}
+
+Every read during the reload is served from the current (old) version: the new one becomes
+visible only at the swap.
+"""
+    write_section("etl-reload", "ETL: reloading a 1,000,000-row year over the current version", body,
+                  command=f"python -m bench.etl --reload --rows {rows}")
+
+
+def poison_scenario(rows: int, data_dir: Path) -> None:
+    """A file with a 1 GiB line in the middle: it must be a reject, not a memory spike."""
+    path = data_dir / f"nhis-2024-{rows}-poison.csv"
+    if not path.exists():
+        clean = data_dir / f"nhis-2024-{rows}.csv"
+        if not clean.exists():
+            write_file(clean, rows=rows, year=2024, seed=42, style="2024", encoding="cp949")
+        with open(clean, "rb") as src, open(path, "wb") as dst:
+            half = clean.stat().st_size // 2
+            dst.write(src.read(half))
+            dst.write(src.readline())  # finish the line we are in
+            dst.write(b"2024," + b"7" * 2**30 + b"\n")  # one line of 1 GiB
+            while block := src.read(1 << 24):
+                dst.write(block)
+    resources, env, worker = _start_system(data_dir, queues="etl")
+    sampler = RssSampler(worker.proc.pid)
+    sampler.start()
+    try:
+        started = time.perf_counter()
+        job = wait_for_job(resources, create_job(resources, path), timeout=900)
+        wall = time.perf_counter() - started
+    finally:
+        sampler.stop.set()
+        worker.stop()
+    with resources.engine.connect() as conn:
+        long = conn.execute(text("SELECT line_no FROM etl_rejects WHERE reason = 'line_too_long'")).scalars().all()
+    resources.dispose()
+    children = [rss for pid, rss in sampler.peak.items() if pid != worker.proc.pid]
+    body = f"""
+The {rows:,}-row file with one line of 1 GiB inserted in the middle ({path.stat().st_size / 2**30:.2f} GiB in all),
+through 2 worker processes.
+
+| measurement | value |
+|---|---|
+| job status | {job['status']} |
+| rows loaded / lines rejected | {job['progress']['rows_loaded']:,} / {job['progress']['rows_rejected']:,} |
+| the long line | rejected as `line_too_long` at line {long[0] if long else '?'} |
+| wall time | {wall:.2f} s |
+| peak RSS of a worker child process | {max(children, default=0) / 2**20:.0f} MB (bound: 400 MB) |
+"""
+    write_section("etl-poison", "ETL: a file with a 1 GiB line", body,
+                  command=f"python -m bench.etl --poison --rows {rows}")
+
+
+RELAXED_LIMITS = {"NHIS_RATE_LIMITS_ENABLED": "0"}  # the benchmark measures the server, not the limiter
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reload", action="store_true", help="only the reload-over-a-version scenario")
+    parser.add_argument("--poison", action="store_true", help="only the 1 GiB line scenario")
+    parser.add_argument("--seconds", type=int, default=8, help="wrk duration in the reload scenario")
     args = parser.parse_args()
     data_dir = Path(tempfile.gettempdir()) / "nhis-bench-data"
     data_dir.mkdir(exist_ok=True)
+    if args.reload:
+        reload_scenario(args.rows, data_dir, args.seconds)
+        return
+    if args.poison:
+        poison_scenario(args.rows, data_dir)
+        return
     path = data_dir / f"nhis-2024-{args.rows}.csv"
     if not path.exists():
         write_file(path, rows=args.rows, year=2024, seed=42, style="2024", encoding="cp949")
@@ -163,9 +312,9 @@ def main() -> None:
         floors2.append(floor_load_data(path, 2))
         print(f"run {i + 1} floor LOAD DATA: {floors[-1]:.2f}s (1 conn), {floors2[-1]:.2f}s (2 conns)", flush=True)
     plans = []
-    for _ in range(3):  # the planning pass (header + streaming line count), timed in-process
+    for _ in range(3):  # the planning scan (ranges, checksums, file profile), timed in-process
         t = time.perf_counter()
-        plan_ranges(inspect_file(path), 50_000)
+        scan_file(inspect_file(path), 50_000)
         plans.append(time.perf_counter() - t)
     one.append(run_job(path, data_dir, 1))
     print(f"1 worker: {one[-1]}", flush=True)
@@ -176,7 +325,7 @@ def main() -> None:
     body = f"""
 Input: {args.rows:,}-row 2024-style cp949 file ({path.stat().st_size / 2**20:.0f} MiB) from `nhis generate`
 (seed 42). Job = create -> plan -> {args.rows // 50_000} chunks of 50,000 rows through Celery (Redis broker)
--> LOAD DATA LOCAL INFILE ... REPLACE into MariaDB 10.11 (primary key = year, subscriber id)
+-> LOAD DATA LOCAL INFILE ... REPLACE into the job's own version in MariaDB 10.11 (primary key (job_id, id))
 -> job succeeded. Runs: {args.runs} with 2 worker processes (median), 1 with 1 worker process.
 
 | measurement | median | all runs |

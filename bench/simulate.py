@@ -72,14 +72,15 @@ def main() -> None:
     for _ in range(5):
         t = time.perf_counter()
         for _ in range(2000):
-            evaluate_person(person)
+            evaluate_person(person, include=())
         samples.append((time.perf_counter() - t) / 2000 * 1e6)
     med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
     body = f"""
 `wrk -t2 -c16 -d{args.seconds}s --latency`, runs alternating, medians of {args.runs}; both under
 `gunicorn --config gunicorn.conf.py` (sync, 2 × cores). Ours: API-key check, validation against the
-data dictionary's bounds, every flag (tri-state), categories, metabolic syndrome, eGFR, Framingham,
-what-if, explanations and peer percentiles — {size_ours:,} B. Baseline: the old system's logic
+data dictionary's bounds, every flag (tri-state), categories, both risk categories, metabolic
+syndrome, eGFR, Framingham and peer percentiles (what-if and explanations are opt-in with
+`include=`) — {size_ours:,} B. Baseline: the old system's logic
 (range checks, seven flags, count, group) in a bare Flask view — {size_old:,} B.
 
 | endpoint | req/s | p50 / p99 ms | runs |
@@ -88,7 +89,7 @@ what-if, explanations and peer percentiles — {size_ours:,} B. Baseline: the ol
 | bare seven-flag Flask view | {med(b, 'rps'):,.0f} | {med(b, 'p50'):.2f} / {med(b, 'p99'):.2f} | {", ".join(f"{r['rps']:,.0f}" for r in b)} |
 | ratio ours / bare | **{100 * med(a, 'rps') / med(b, 'rps'):.0f}%** | | |
 
-`evaluate_person` for this person in-process: {statistics.median(samples):.1f} µs (median of 5 × 2,000).
+`evaluate_person(include=())` for this person in-process: {statistics.median(samples):.1f} µs (median of 5 × 2,000).
 The old system measured 4,559 req/s on this machine kind with 2 workers × 2 threads (its seven flags only).
 """
     write_section("simulate", "Simulator under Gunicorn", body,

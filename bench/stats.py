@@ -78,8 +78,10 @@ def start_gunicorn(target: str, port: int, env: dict, probe: str | None = None) 
     raise RuntimeError(f"{target} did not start")
 
 
-def wrk(url: str, seconds: int, key: str | None, script: str | None = None) -> dict:
-    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", *(["-s", script] if script else []), url]
+def wrk(url: str, seconds: int, key: str | None, script: str | None = None, threads: int = 2,
+        connections: int = 16) -> dict:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+           *(["-s", script] if script else []), url]
     if key:
         cmd[1:1] = ["-H", f"X-API-Key: {key}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -6,17 +6,64 @@ tests and tools can build settings for any environment without touching `os.envi
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 
 class SettingsError(RuntimeError):
     """A bad configuration value; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` requests per `seconds` (a fixed window aligned to the clock)."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}s"
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_LIMIT = re.compile(r"^(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day)s?$")
+# Buckets: one per scope (the scope a route declares), `any` (routes any valid key may call) and
+# `anonymous` (per client address: public routes and calls without a valid key).
+RATE_LIMIT_BUCKETS = ("stats:read", "simulate", "records:read", "etl:write", "admin", "any", "anonymous")
+DEFAULT_RATE_LIMITS = {
+    "stats:read": RateLimit(1200, 60),
+    "simulate": RateLimit(300, 60),
+    "records:read": RateLimit(120, 60),
+    "etl:write": RateLimit(60, 60),
+    "admin": RateLimit(60, 60),
+    "any": RateLimit(120, 60),
+    "anonymous": RateLimit(120, 60),
+}
+
+
+def parse_rate_limits(text: str) -> dict[str, RateLimit]:
+    """`stats:read=600/minute,simulate=100/10 seconds` -> {bucket: RateLimit}; ValueError on a bad item."""
+    out: dict[str, RateLimit] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        bucket, _, spec = item.partition("=")
+        bucket = bucket.strip()
+        if bucket not in RATE_LIMIT_BUCKETS:
+            raise ValueError(f"unknown bucket {bucket!r} (choose from {', '.join(RATE_LIMIT_BUCKETS)})")
+        match = _LIMIT.match(spec.strip().lower())
+        if match is None:
+            raise ValueError(f"{item!r}: expected e.g. {bucket}=600/minute")
+        count, multiple, period = int(match[1]), int(match[2] or 1), _PERIODS[match[3]]
+        if count < 1 or multiple < 1:
+            raise ValueError(f"{item!r}: count and period must be positive")
+        out[bucket] = RateLimit(count, multiple * period)
+    return out
 
 
 class Settings(BaseSettings):
@@ -32,11 +79,36 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(default=50_000, ge=100, le=1_000_000, alias="NHIS_CHUNK_ROWS")
     chunk_timeout_seconds: int = Field(default=600, ge=10, alias="NHIS_CHUNK_TIMEOUT_SECONDS")
     chunk_max_attempts: int = Field(default=3, ge=1, le=20, alias="NHIS_CHUNK_MAX_ATTEMPTS")
-    reaper_seconds: int = Field(default=30, ge=1, alias="NHIS_REAPER_SECONDS")
+    reaper_seconds: int = Field(default=10, ge=1, alias="NHIS_REAPER_SECONDS")
+    worker_heartbeat_seconds: float = Field(default=2.0, ge=0.2, le=60, alias="NHIS_WORKER_HEARTBEAT_SECONDS")
     upload_max_mb: int = Field(default=1024, ge=1, alias="NHIS_UPLOAD_MAX_MB")
+    keep_uploads: bool = Field(default=False, alias="NHIS_KEEP_UPLOADS")
+    records_query_seconds: float = Field(default=3.0, gt=0, le=60, alias="NHIS_RECORDS_QUERY_SECONDS")
+    chunk_max_mb: int = Field(default=16, ge=1, le=1024, alias="NHIS_CHUNK_MAX_MB")
+    max_line_kb: int = Field(default=64, ge=1, le=16384, alias="NHIS_MAX_LINE_KB")
+    # Ingest from URLs (shared/data/source.py): the allowed prefixes, comma-separated; empty refuses URLs.
+    ingest_url_prefixes: str = Field(default="", alias="NHIS_INGEST_URL_PREFIXES")
+    ingest_url_max_mb: int = Field(default=1024, ge=1, alias="NHIS_INGEST_URL_MAX_MB")
+    ingest_url_connect_seconds: float = Field(default=5.0, gt=0, le=300, alias="NHIS_INGEST_URL_CONNECT_SECONDS")
+    ingest_url_read_seconds: float = Field(default=20.0, gt=0, le=3600, alias="NHIS_INGEST_URL_READ_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: str = Field(default="json", pattern="^(json|console)$", alias="LOG_FORMAT")
-    flower_basic_auth: str = Field(default="admin:change-me", alias="FLOWER_BASIC_AUTH")
+    flower_basic_auth: str | None = Field(default=None, alias="FLOWER_BASIC_AUTH")
+    # -- serving limits (docs/SECURITY.md) ------------------------------------------------------
+    rate_limits: str = Field(default="", alias="NHIS_RATE_LIMITS")
+    max_running_jobs_per_key: int = Field(default=2, ge=1, le=100, alias="NHIS_MAX_RUNNING_JOBS_PER_KEY")
+    key_cache_seconds: float = Field(default=10.0, ge=0.5, le=300, alias="NHIS_KEY_CACHE_SECONDS")
+    ready_cache_seconds: float = Field(default=5.0, ge=0, le=60, alias="NHIS_READY_CACHE_SECONDS")
+    metrics_token: str | None = Field(default=None, min_length=16, alias="NHIS_METRICS_TOKEN")
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5, alias="NHIS_TRUSTED_PROXY_HOPS")
+    access_log: str = Field(default="errors", pattern="^(errors|all|off)$", alias="NHIS_ACCESS_LOG")
+    # -- database timeouts per connection role (shared/db/engine.py) ----------------------------
+    db_connect_timeout_seconds: float = Field(default=1.5, gt=0, le=60, alias="NHIS_DB_CONNECT_TIMEOUT_SECONDS")
+    db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=600,
+                                                alias="NHIS_DB_STATEMENT_TIMEOUT_SECONDS")
+    db_read_timeout_seconds: int = Field(default=15, ge=1, le=3600, alias="NHIS_DB_READ_TIMEOUT_SECONDS")
+    db_worker_read_timeout_seconds: int = Field(default=900, ge=10, le=86400,
+                                                alias="NHIS_DB_WORKER_READ_TIMEOUT_SECONDS")
 
     @field_validator("database_url")
     @classmethod
@@ -68,6 +140,42 @@ class Settings(BaseSettings):
             raise ValueError(f"bad port ({exc})") from None
         return value
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)  # raises ValueError naming the bad item
+        return value
+
+    @model_validator(mode="after")
+    def _read_timeout_above_statement_timeout(self):
+        if self.db_read_timeout_seconds <= self.db_statement_timeout_seconds:
+            raise ValueError("NHIS_DB_READ_TIMEOUT_SECONDS must exceed NHIS_DB_STATEMENT_TIMEOUT_SECONDS "
+                             "(the server stops a slow query before the client gives up)")
+        return self
+
+    @field_validator("metrics_token", "flower_basic_auth", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        return None if value == "" else value
+
+    @field_validator("ingest_url_prefixes")
+    @classmethod
+    def _check_url_prefixes(cls, value: str) -> str:
+        from shared.data.source import normalise_url  # standard library only
+
+        prefixes = []
+        for item in value.replace(",", " ").split():
+            try:
+                prefixes.append(normalise_url(item))
+            except ValueError as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+        return ",".join(prefixes)
+
+    @property
+    def url_prefixes(self) -> tuple[str, ...]:
+        """The normalised URL prefixes ingest may read from (empty: URLs are refused)."""
+        return tuple(p for p in self.ingest_url_prefixes.split(",") if p)
+
     # -- derived values -------------------------------------------------------------------------
     @property
     def embedded(self) -> bool:
@@ -88,6 +196,11 @@ class Settings(BaseSettings):
         parts = urlsplit(self.redis_url)
         base = int(parts.path.strip("/") or 0)
         return urlunsplit((parts.scheme, parts.netloc, f"/{base + offset}", parts.query, ""))
+
+    @cached_property
+    def rate_limit_table(self) -> dict[str, RateLimit]:
+        """Limits per bucket (a scope, `any` for scope-free calls, `anonymous` per client address)."""
+        return {**DEFAULT_RATE_LIMITS, **parse_rate_limits(self.rate_limits)}
 
     @property
     def is_mysql(self) -> bool:

@@ -1,10 +1,20 @@
-"""Readiness checks, one per dependency; each returns (ok, detail)."""
+"""Readiness checks, one per dependency; each returns (ok, detail) and is bounded in time.
+
+`readiness()` turns them into a verdict: the node is *ready* while the database answers (records
+and statistics can be served; statistics fall back to the database copy without Redis); a failed
+cache, broker, worker or statistics check leaves it ready but *degraded*, naming what is missing
+(e.g. no worker: reads work, new ingests wait). Workers are seen through their heartbeats
+(shared/heartbeat.py), never a broadcast ping.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from sqlalchemy import text
+
+REQUIRED = ("database",)  # without these the node cannot serve reads
 
 
 def check_database(resources) -> tuple[bool, str]:
@@ -22,16 +32,18 @@ def check_cache(resources) -> tuple[bool, str]:
 
 def check_broker(resources) -> tuple[bool, str]:
     with resources.producer.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=1, timeout=1)
         return True, conn.transport_cls if isinstance(conn.transport_cls, str) else "ok"
 
 
-def check_workers(resources, timeout: float = 1.0) -> tuple[bool, str]:
-    replies = resources.producer.control.ping(timeout=timeout) or []
-    names = sorted(name for reply in replies for name in reply)
-    if not names:
-        return False, "no worker answered a ping"
-    return True, f"{len(names)} worker(s): {', '.join(names)}"
+def check_workers(resources) -> tuple[bool, str]:
+    from shared.heartbeat import alive_workers
+
+    nodes = alive_workers(resources)
+    if not nodes:
+        return False, "no worker heartbeat: ingests and refreshes wait until a worker starts"
+    newest = max(beat.seen_at for beat in nodes.values())
+    return True, f"{len(nodes)} worker(s): {', '.join(sorted(nodes))}; last beat {time.time() - newest:.1f}s ago"
 
 
 def check_stats_age(resources) -> tuple[bool, str]:
@@ -60,9 +72,20 @@ CHECKS = {
 def run_checks(resources) -> tuple[bool, dict]:
     results = {}
     for name, check in CHECKS.items():
+        started = time.perf_counter()
         try:
             ok, detail = check(resources)
         except Exception as exc:  # a check that raises is a failed check, with the reason
             ok, detail = False, f"{type(exc).__name__}: {exc}"[:300]
-        results[name] = {"ok": ok, "detail": detail}
+        results[name] = {"ok": ok, "detail": detail, "seconds": round(time.perf_counter() - started, 3)}
     return all(r["ok"] for r in results.values()), results
+
+
+def readiness(resources) -> dict:
+    """{"status": ready|degraded|not_ready, "ready": bool, "degraded": [...], "checks": {...}}."""
+    _all_ok, checks = run_checks(resources)
+    ready = all(checks[name]["ok"] for name in REQUIRED)
+    degraded = sorted(name for name, r in checks.items() if not r["ok"] and name not in REQUIRED)
+    status = "not_ready" if not ready else ("degraded" if degraded else "ready")
+    return {"status": status, "ready": ready, "degraded": degraded, "checks": checks,
+            "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}

@@ -1,7 +1,9 @@
 """Process-wide handles (engine, sessions, cache client, task producer), built lazily.
 
 Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children call
-`dispose()` after fork so no pooled connection crosses the prefork boundary.
+`dispose()` after fork so no pooled connection crosses the prefork boundary. The role (`api`,
+`worker`, `cli`) picks the database connection options (shared/db/engine.py): only workers may
+`LOAD DATA LOCAL INFILE`, only the API gets short timeouts.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from shared.db.engine import make_engine, make_sessionmaker
 
 
 class Resources:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, role: str = "cli"):
         self.settings = settings
+        self.role = role
 
     @cached_property
     def engine(self):
-        return make_engine(self.settings)
+        return make_engine(self.settings, self.role)
 
     @cached_property
     def sessions(self):
@@ -31,8 +34,9 @@ class Resources:
             return None
         import redis
 
+        timeout = 1 if self.role == "api" else 2  # a request never waits long on a cache
         return redis.Redis.from_url(
-            self.settings.redis_db_url("cache"), socket_timeout=2, socket_connect_timeout=2,
+            self.settings.redis_db_url("cache"), socket_timeout=timeout, socket_connect_timeout=timeout,
             health_check_interval=30,
         )
 

@@ -10,6 +10,7 @@ ETL_PLAN_JOB = "etl.plan_job"
 ETL_LOAD_CHUNK = "etl.load_chunk"
 ETL_FINALIZE_JOB = "etl.finalize_job"
 ETL_REAP = "etl.reap"
+ETL_PURGE_VERSIONS = "etl.purge_versions"
 STATS_REFRESH = "stats.refresh"
 SYSTEM_PING = "system.ping"
 
@@ -18,6 +19,7 @@ ROUTES = {
     ETL_LOAD_CHUNK: QUEUE_ETL,
     ETL_FINALIZE_JOB: QUEUE_ETL,
     ETL_REAP: QUEUE_STATS,  # short bookkeeping: keep it off the queue that long chunks fill
+    ETL_PURGE_VERSIONS: QUEUE_STATS,  # short batches; must not wait behind a long load
     STATS_REFRESH: QUEUE_STATS,
     SYSTEM_PING: QUEUE_STATS,
 }

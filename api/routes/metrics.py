@@ -1,19 +1,23 @@
-"""Prometheus metrics, computed at scrape time from the system of record (no per-process counters,
-so any Gunicorn worker answers the same)."""
+"""Prometheus metrics: gauges computed at scrape time from the system of record (so any Gunicorn
+worker answers the same), plus the few process counters of api/observability.py. Needs
+`Authorization: Bearer $NHIS_METRICS_TOKEN`; with no token configured the route is off (404)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
+from api.auth import metrics_token_ok, public
+from api.errors import ApiError
 from api.extensions import resources
+from api.observability import process_registry
 from shared import task_names
 from shared.db.engine import unit_of_work
-from shared.db.models import EtlJob, StatsPartial
+from shared.db.models import EtlJob, YearVersion
 from shared.stats.store import read_meta
 
 bp = Blueprint("metrics", __name__)
@@ -25,14 +29,13 @@ class SystemCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("nhis_etl_jobs", "ETL jobs by status", labels=["status"])
-        rows = GaugeMetricFamily("nhis_screening_rows", "rows of the current (succeeded) jobs")
+        rows = GaugeMetricFamily("nhis_screening_rows", "rows of the current version of every year")
         with unit_of_work(self.res.sessions) as session:
             for status, n in session.execute(select(EtlJob.status, func.count()).group_by(EtlJob.status)):
                 jobs.add_metric([status], n)
-            current = select(StatsPartial.job_id).distinct()
             rows.add_metric([], session.scalar(
                 select(func.coalesce(func.sum(EtlJob.rows_loaded), 0))
-                .where(EtlJob.status == "succeeded", EtlJob.id.in_(current))))  # no COUNT(*) over 1M rows
+                .where(EtlJob.id.in_(select(YearVersion.job_id)))))  # no COUNT(*) over 1M rows
         yield jobs
         yield rows
         meta = read_meta(self.res)
@@ -51,7 +54,15 @@ class SystemCollector:
 
 
 @bp.get("/metrics")
+@public
 def metrics():
+    settings = current_app.config["SETTINGS"]
+    if not settings.metrics_token:
+        raise ApiError(404, "not_found", "metrics are off: set NHIS_METRICS_TOKEN to enable them")
+    if not metrics_token_ok(settings, request.headers.get("Authorization")):
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <NHIS_METRICS_TOKEN>",
+                       headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     registry = CollectorRegistry()
     registry.register(SystemCollector(resources()))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    body = generate_latest(registry) + generate_latest(process_registry() or REGISTRY)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

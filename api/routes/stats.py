@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.responses import QueuedTaskSchema, StatsPayloadSchema
 from shared import task_names
 from shared.stats import keys
 from shared.stats.csv_export import MEDIA_TYPE as CSV_MEDIA_TYPE
@@ -46,6 +47,11 @@ _QUERY = StatsQuerySchema()
 _ALLOWED = frozenset(_QUERY.fields) - {"format"}
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
+    return value.isascii() and value.isdigit() and len(value) <= 6
+
+
 def quick_query(args) -> dict | None:
     """The common, plainly valid queries without the schema; else None (the schema decides).
 
@@ -59,11 +65,11 @@ def quick_query(args) -> dict | None:
         return None
     year, sex, age = args.get("year"), args.get("sex"), args.get("age_group")
     population, factor = args.get("population"), args.get("factor")
-    if year is not None and not (year.isdigit() and YEARS[0] <= int(year) <= YEARS[1]):
+    if year is not None and not (_digits(year) and YEARS[0] <= int(year) <= YEARS[1]):
         return None
     if sex is not None and sex not in SEXES:
         return None
-    if age is not None and not (age.isdigit() and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
+    if age is not None and not (_digits(age) and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
         return None
     if population is not None and population not in keys.POPULATIONS:
         return None
@@ -139,12 +145,11 @@ def _unknown_factor(res, query: dict) -> None:
                    {"fields": {"factor": [f"unknown factor (one of: {', '.join(known)})"]}})
 
 
-_RESPONSES = {
+_CSV_RESPONSE = {
     "200": {
-        "description": "The payload (`{data, meta}`), or the same numbers as CSV",
+        "description": "The payload (`{data, meta}`), or the same numbers as CSV (`format=csv` or "
+                       "`Accept: text/csv`)",
         "content": {
-            "application/json": {"schema": {"type": "object", "properties": {
-                "data": {"type": "object"}, "meta": {"type": "object"}}}},
             "text/csv": {"schema": {"type": "string"}, "example": ",".join(
                 ("year", "sex", "age_group", "...", "statistic", "value", "suppressed"))},
         },
@@ -167,14 +172,16 @@ def _make_view(endpoint: str):
 
 for _endpoint in keys.ENDPOINTS:
     blp.route(f"/{_endpoint}", methods=["GET"], endpoint=_endpoint)(
-        blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}], responses=_RESPONSES)(_make_view(_endpoint))
+        blp.alt_response(200, schema=StatsPayloadSchema, success=True)(
+            blp.doc(parameters=[{"in": "query", "schema": StatsQuerySchema}], responses=_CSV_RESPONSE)(
+                _make_view(_endpoint)))
     )
 
 
 @blp.route("/refresh", methods=["POST"])
-@blp.response(202)
+@blp.response(202, QueuedTaskSchema)
 @requires("admin")
 def refresh():
     """Enqueue a recompute of every statistic (scope admin)."""
-    result = resources().producer.send_task(task_names.STATS_REFRESH, kwargs={"reason": "api"})
+    result = resources().send_task(task_names.STATS_REFRESH, reason="api")
     return {"task_id": result.id, "status": "queued"}

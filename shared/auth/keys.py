@@ -13,6 +13,7 @@ from shared.db.models import ApiKey, utcnow
 
 SCOPES = ("stats:read", "simulate", "records:read", "etl:write", "admin")
 KEY_PREFIX = "nhis_"
+ADMIN_EXCLUDES = frozenset({"records:read"})
 
 
 class KeyError_(ValueError):
@@ -26,8 +27,11 @@ class KeyInfo:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
-        # admin is the operator's key: it may do everything the other scopes allow.
-        return scope == "*" or scope in self.scopes or "admin" in self.scopes
+        """`*` is any valid key. `admin` implies every scope except `records:read`: reading
+        person-level records must be granted explicitly, even to the operator (docs/SECURITY.md)."""
+        if scope == "*" or scope in self.scopes:
+            return True
+        return "admin" in self.scopes and scope not in ADMIN_EXCLUDES
 
 
 def hash_key(clear: str) -> str:
@@ -71,7 +75,12 @@ def lookup_key(session: Session, clear: str) -> KeyInfo | None:
     """The key's info if it exists and is not revoked; lookups go by hash, never by clear text."""
     if not clear or len(clear) > 200:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(clear)))
+    return lookup_key_hash(session, hash_key(clear))
+
+
+def lookup_key_hash(session: Session, digest: str) -> KeyInfo | None:
+    """As `lookup_key`, given the SHA-256 hex digest (what the API's key cache holds)."""
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if key is None or key.revoked_at is not None:
         return None
     key.last_used_at = utcnow()

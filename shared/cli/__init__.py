@@ -35,15 +35,18 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
+    from shared.cli.audit import audit_command
     from shared.cli.db import db
     from shared.cli.demo import demo_command
-    from shared.cli.etl import ingest_command, stats_group
+    from shared.cli.etl import ingest_command, jobs_group, stats_group
     from shared.cli.keys import keys
 
     main.add_command(db)
+    main.add_command(audit_command)
     main.add_command(keys)
     main.add_command(demo_command)
     main.add_command(ingest_command)
+    main.add_command(jobs_group)
     main.add_command(stats_group)
     from shared.cli.generate import generate_command
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -76,7 +77,9 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
         "NHIS_DATA_DIR": str(settings.data_dir.resolve()),
         "WEB_BIND": f"127.0.0.1:{port}",
         "FLOWER_PORT": str(flower_port),
-        "FLOWER_BASIC_AUTH": settings.flower_basic_auth,
+        # Never the published default: a fresh password per demo unless one is configured.
+        "FLOWER_BASIC_AUTH": settings.flower_basic_auth or f"demo:{secrets.token_urlsafe(12)}",
+        "NHIS_METRICS_TOKEN": settings.metrics_token or secrets.token_urlsafe(24),
     }
     proc = subprocess.Popen(
         [str(bin_dir / "honcho"), "start", "-f", str(ROOT / "Procfile"), *DEMO_ROLES],
@@ -89,7 +92,7 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
         summary = None
         if not no_ingest:
             summary = _ingest(resources, sample, proc)
-        user = settings.flower_basic_auth.split(":", 1)[0]
+        flower_user, _, flower_password = env["FLOWER_BASIC_AUTH"].partition(":")
         click.echo(
             "\n".join(
                 [
@@ -98,7 +101,8 @@ def demo_command(obj, rows: int, port: int, flower_port: int, no_ingest: bool) -
                     f"  dashboard   {base}/",
                     f"  API docs    {base}/docs   (Authorize with the key below)",
                     f"  readiness   {base}/ready",
-                    f"  Flower      http://127.0.0.1:{flower_port}/   (user {user!r}, password from FLOWER_BASIC_AUTH)",
+                    f"  Flower      http://127.0.0.1:{flower_port}/   (user {flower_user!r}, password {flower_password!r})",
+                    f"  metrics     curl -H 'Authorization: Bearer {env['NHIS_METRICS_TOKEN']}' {base}/metrics",
                     f"  sample file {sample}" + (f"  ({summary})" if summary else ""),
                     f"  demo key    {key}",
                     f"  try:        curl -H 'X-API-Key: {key}' {base}/api/v1/auth/whoami",

@@ -1,30 +1,66 @@
-"""`nhis ingest FILE [--year Y] [--wait]` and `nhis stats refresh [--wait]`."""
+"""`nhis ingest FILE [--year Y] [--wait]`, `nhis jobs list|show|cancel|rejects` and
+`nhis stats refresh [--wait]`."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 import click
 
 from shared import task_names
-from shared.etl.jobs import JobInputError, create_job, wait_for_job
+from shared.etl.jobs import (
+    JobConflict,
+    JobInputError,
+    cancel_job,
+    get_job,
+    idempotency_key_for,
+    list_jobs,
+    resolve_source,
+    submit_job,
+    wait_for_job,
+)
 
 
 @click.command("ingest")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE_OR_URL")
 @click.option("--year", type=int, help="expected screening year; rows of other years are rejected")
 @click.option("--wait", is_flag=True, help="draw a progress bar until the job ends")
+@click.option("--again", is_flag=True,
+              help="load the file even if the same content was ingested in the last 24 h")
 @click.pass_obj
-def ingest_command(obj, file: str, year: int | None, wait: bool) -> None:
-    """Enqueue FILE (under NHIS_DATA_DIR) for loading through Celery and print the job id."""
+def ingest_command(obj, file: str, year: int | None, wait: bool, again: bool) -> None:
+    """Enqueue a file under NHIS_DATA_DIR, or a URL, for loading through Celery; print the job id.
+
+    A URL (http(s)://, or s3:// and other fsspec URLs with the `remote` extra) must start with one
+    of NHIS_INGEST_URL_PREFIXES; every worker reads its own byte ranges from it, so worker hosts
+    need no shared folder. The job loads a new version of the year; the current one stays visible
+    until it succeeds. Running the command twice for the same file and year (a retry) gives the
+    same job: the key is the file's content hash and the year, or for a URL the URL, its ETag (or
+    Last-Modified) and size, and the year. Exits 3 if the year already has a running job.
+
+    \b
+    Examples:
+      nhis ingest data/nhis-2024.csv --year 2024 --wait
+      nhis ingest nhis-2023.csv            # year read from the file's first lines
+      nhis ingest https://files.example.org/nhis/nhis-2022.csv --year 2022
+    """
     resources = obj.resources
     try:
-        job_id = create_job(resources, file, expected_year=year)
+        key = None if again else idempotency_key_for(resources.settings, resolve_source(resources.settings, file),
+                                                     year)
+        submitted = submit_job(resources, file, expected_year=year, idempotency_key=key, idempotency_scope="cli")
+    except JobConflict as exc:
+        click.echo(f"error: {exc.message}\nrunning job: {exc.job_id} (nhis jobs show {exc.job_id}; "
+                   f"GET /api/v1/etl/jobs/{exc.job_id})", err=True)
+        sys.exit(3)
     except JobInputError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
-    click.echo(f"job_id={job_id}")
+    job_id = submitted.job_id
+    click.echo(f"job_id={job_id}" + (" (already submitted with this file; use --again for a new job)"
+                                      if submitted.replayed else ""))
     if not wait:
         return
     started = time.monotonic()
@@ -53,6 +89,71 @@ def ingest_command(obj, file: str, year: int | None, wait: bool) -> None:
         sys.exit(1)
 
 
+@click.group("jobs")
+def jobs_group() -> None:
+    """ETL jobs: list, show, cancel, rejects."""
+
+
+@jobs_group.command("list")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_obj
+def jobs_list(obj, limit: int) -> None:
+    """Recent jobs, newest first.  Example: nhis jobs list --limit 5"""
+    for job in list_jobs(obj.resources, limit):
+        p = job["progress"]
+        click.echo(f"{job['job_id']:>6}  {job['status']:<9}  {job['year'] or '-':>4}  "
+                   f"{p['chunks_done']}/{p['chunks_total']} chunks  {p['rows_loaded']} loaded  "
+                   f"{p['rows_rejected']} rejected  version={job['version']['state']}  {job['file']}")
+
+
+@jobs_group.command("show")
+@click.argument("job_id", type=int)
+@click.pass_obj
+def jobs_show(obj, job_id: int) -> None:
+    """One job as JSON.  Example: nhis jobs show 12"""
+    job = get_job(obj.resources, job_id)
+    if job is None:
+        click.echo(f"error: no job {job_id}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(job, indent=2, default=str))
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_obj
+def jobs_cancel(obj, job_id: int) -> None:
+    """Stop a queued or running job; the previous version of its year stays current.
+
+    Example: nhis jobs cancel 12
+    """
+    try:
+        job = cancel_job(obj.resources, job_id)
+    except JobInputError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2 if exc.status == 404 else 3)
+    click.echo(f"job {job_id} {job['status']}")
+
+
+@jobs_group.command("rejects")
+@click.argument("job_id", type=int)
+@click.option("--limit", default=50, show_default=True)
+@click.pass_obj
+def jobs_rejects(obj, job_id: int, limit: int) -> None:
+    """Rejected lines and cells of a job.  Example: nhis jobs rejects 12 --limit 10"""
+    from sqlalchemy import select
+
+    from shared.db.engine import unit_of_work
+    from shared.db.models import EtlReject
+
+    with unit_of_work(obj.resources.sessions) as session:
+        rows = session.scalars(select(EtlReject).where(EtlReject.job_id == job_id)
+                               .order_by(EtlReject.line_no, EtlReject.id).limit(limit))
+        for r in rows:
+            scope = "row" if r.whole_row else "cell"
+            click.echo(f"line {r.line_no:>8}  {scope:<4}  {r.column_name or '-':<20}  {r.reason}  "
+                       f"{r.raw_value if r.raw_value is not None else ''}")
+
+
 @click.group("stats")
 def stats_group() -> None:
     """Statistics snapshots."""
@@ -62,7 +163,7 @@ def stats_group() -> None:
 @click.option("--wait", is_flag=True, help="wait for the worker to finish the refresh")
 @click.pass_obj
 def refresh_command(obj, wait: bool) -> None:
-    result = obj.resources.producer.send_task(task_names.STATS_REFRESH, kwargs={"reason": "cli"})
+    result = obj.resources.send_task(task_names.STATS_REFRESH, reason="cli")
     click.echo(f"task_id={result.id}")
     if wait:
         outcome = result.get(timeout=600)

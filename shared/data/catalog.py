@@ -1,10 +1,9 @@
 """The NHIS health-screening column catalog: every fact about a column in one place.
 
-Sources are the tags of /work/shared/reference/nhis-data.md (DT = statgarten/datatoys manual
-paraphrase, FS = 2014 describe(), XJ = the replaced system, #ids = public notebooks); see
-docs/DATA.md for the prose version. Headers are matched by *normalised name* (all whitespace
-removed, ASCII lower-cased), never by position, because every release spells and orders them
-differently.
+docs/DATA.md is the prose version, with the evidence for each fact (the NHIS file description on
+data.go.kr, the manual paraphrased by statgarten/datatoys, a 2014-file exploration, public analysis
+notebooks of each release). Headers are matched by *normalised name* (all whitespace removed, ASCII
+lower-cased), never by position, because every release spells and orders them differently.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+import numpy as np
 
 Kind = Literal["int", "float", "code", "date"]
 
@@ -31,6 +32,7 @@ class ColumnSpec:
     codes: tuple[float, ...] | None = None
     sentinels: tuple[float, ...] = ()
     special_values: tuple[float, ...] = ()  # documented codes kept as published (vision 9.9)
+    ceilings: tuple[float, ...] = ()  # kept as published; the true value is at least this
     decimals: int = 0  # how the published file writes the value
     note: str = ""
     extra: dict = field(default_factory=dict, compare=False)
@@ -53,6 +55,20 @@ def _age_groups() -> dict[int, tuple[int, int | None, str]]:
 AGE_GROUPS = MappingProxyType(_age_groups())
 """k -> (lowest age, highest age or None, label). Code k covers ages 5k-5..5k-1; 18 = 85+ (DT)."""
 
+# Age-band numbering schemes (docs/DATA.md, "Age bands"). Files up to 2013 number the bands 1-14
+# (1 = 20-24, 14 = 85+); files from 2014 use the manual's 5-18 (5 = 20-24, 18 = 85+). Codes 1-4 of
+# the 5-18 scheme (ages 0-19) never occur in a file from 2014 on: such a row is rejected.
+AGE_SCHEME_2013 = "2013"
+AGE_SCHEME_2014 = "2014"
+AGE_SCHEMES = (AGE_SCHEME_2013, AGE_SCHEME_2014)
+LAST_2013_SCHEME_YEAR = 2013
+AGE_2013_OFFSET = 4  # 2013 code + 4 = canonical code
+AGE_CODES: MappingProxyType[str, tuple[float, ...]] = MappingProxyType({
+    AGE_SCHEME_2013: tuple(float(k) for k in range(1, 15)),
+    AGE_SCHEME_2014: tuple(float(k) for k in range(5, 19)),
+})
+"""The codes a file of each scheme may hold (before remapping)."""
+
 PROVINCES = MappingProxyType(
     {
         11: ("서울특별시", "Seoul"),
@@ -72,13 +88,25 @@ PROVINCES = MappingProxyType(
         47: ("경상북도", "Gyeongbuk"),
         48: ("경상남도", "Gyeongnam"),
         49: ("제주특별자치도", "Jeju"),
-        # 50: Jeju in the 2017/2018 files (undocumented in the manual; #14863506058, #5802129817).
+        # 50/51/52: the legal-district (법정동) codes of the special self-governing provinces:
+        # Jeju since 2006 (the 2017/2018 files use it), Gangwon since 2023, Jeonbuk since 2024
+        # (whether the files use 51/52 is unverified). Read as 49/42/45: PROVINCE_CANONICAL.
         50: ("제주특별자치도", "Jeju"),
-        # 51/52: the 2023/2024 renamed provinces; whether the files use them is [unverified].
         51: ("강원특별자치도", "Gangwon"),
         52: ("전북특별자치도", "Jeonbuk"),
     }
 )
+PROVINCE_CANONICAL = MappingProxyType({50: 49, 51: 42, 52: 45})
+"""Published code -> the code every year is reported under (the same province, renamed)."""
+
+
+def canonical_province(codes: np.ndarray) -> np.ndarray:
+    """float64 province codes (NaN = unknown) with 50/51/52 replaced by 49/42/45."""
+    out = np.asarray(codes, dtype=np.float64).copy()
+    for published, canonical in PROVINCE_CANONICAL.items():
+        out[out == published] = canonical
+    return out
+
 
 URINE_PROTEIN = MappingProxyType(
     {1: "(-)", 2: "(±) trace", 3: "(+1)", 4: "(+2)", 5: "(+3)", 6: "(+4)"}
@@ -132,7 +160,8 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("dbp", "이완기혈압 (diastolic BP)", "mmHg", "int", ("이완기혈압", "이완기 혈압", "BP_LWST"),
                bounds=(20, 200)),
     ColumnSpec("fasting_glucose", "식전혈당(공복혈당)", "mg/dL", "int", ("식전혈당(공복혈당)", "BLDS"),
-               bounds=(20, 990), sentinels=(991.0, 9999.0), note="991 is a code, not a value (#54565202240)"),
+               bounds=(20, 990), sentinels=(9999.0,), ceilings=(991.0,),
+               note="991 is a ceiling code (at least 126 either way): kept as 991"),
     ColumnSpec("total_cholesterol", "총콜레스테롤", "mg/dL", "int",
                ("총콜레스테롤", "총 콜레스테롤", "TOT_CHOLE"), bounds=(30, 1500), sentinels=LAB_SENTINELS),
     ColumnSpec("triglycerides", "트리글리세라이드", "mg/dL", "int", ("트리글리세라이드", "TRIGLYCERIDE"),
@@ -147,16 +176,18 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("creatinine", "혈청크레아티닌", "mg/dL", "float", ("혈청크레아티닌", "CREATININE"),
                bounds=(0.1, 20), sentinels=LAB_SENTINELS, decimals=1),
     ColumnSpec("ast", "AST (혈청지오티)", "IU/L", "int", ("(혈청지오티)AST", "혈청지오티(AST)", "SGOT_AST"),
-               bounds=(1, 9000), sentinels=LAB_SENTINELS, note="999 is the assay ceiling: kept (means >= 999)"),
+               bounds=(1, 9000), sentinels=LAB_SENTINELS, ceilings=(999.0,),
+               note="999 is the assay ceiling: kept (means >= 999)"),
     ColumnSpec("alt", "ALT (혈청지피티)", "IU/L", "int",
                ("(혈청지오티)ALT", "(혈청지피티)ALT", "혈청지피티(ALT)", "SGPT_ALT", "SGOT_ALT"),
-               bounds=(1, 9000), sentinels=LAB_SENTINELS,
-               note="old files label ALT '(혈청지오티)ALT' (typo); Kaggle copy 'SGOT_ALT'"),
+               bounds=(1, 9000), sentinels=LAB_SENTINELS, ceilings=(999.0,),
+               note="999 is the assay ceiling, kept; old files label ALT '(혈청지오티)ALT' (typo); Kaggle copy 'SGOT_ALT'"),
     ColumnSpec("ggt", "감마지티피 (GGT)", "IU/L", "int", ("감마지티피", "감마 지티피", "GAMMA_GTP"),
-               bounds=(1, 5000), sentinels=LAB_SENTINELS, note="999 is the assay ceiling: kept"),
+               bounds=(1, 5000), sentinels=LAB_SENTINELS, ceilings=(999.0,), note="999 is the assay ceiling: kept"),
     ColumnSpec("smoking", "흡연상태", None, "code", ("흡연상태", "SMK_STAT_TYPE_CD"), codes=_codes(SMOKING)),
     ColumnSpec("drinking", "음주여부", None, "code", ("음주여부", "DRK_YN"), codes=_codes(DRINKING),
-               note="missing stays NaN (unknown), never 0"),
+               note="blank stays NaN (unknown), except in a release that writes 'does not drink' as "
+                    "blank (decided per file from the data: docs/DATA.md)"),
     ColumnSpec("oral_exam", "구강검진수검여부", None, "code",
                ("구강검진 수검여부", "구강검진수검여부", "HCHK_OE_INSPEC_YN"), codes=_codes(YES_NO)),
     ColumnSpec("dental_caries", "치아우식증유무", None, "code", ("치아우식증유무", "CRS_YN"), codes=_codes(YES_NO)),
@@ -207,7 +238,13 @@ def match_header(raw: str) -> str | None:
     return HEADER_INDEX.get(normalise_header(raw))
 
 
-# --- the five release styles, character for character (nhis-data.md §1.1, §1.2) ----------------
+# --- the release styles (docs/DATA.md §1): five printed character for character, two inferred ---
+# "2013": the English names the sample files of 2013 carried, in the 2014 file's order and column
+#   set, with the old 1-14 age numbering [inferred: names and numbering are printed, the full
+#   header line is not].
+# "2019": the files published as ..._20191231 / ..._20201231 (data years 2018/2019 probable):
+#   the 2020 spellings plus the three dental columns of 2017 [inferred], and "does not drink"
+#   exported as a blank cell.
 
 RELEASE_HEADERS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -243,8 +280,25 @@ RELEASE_HEADERS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
             "CREATININE,SGOT_AST,SGPT_ALT,GAMMA_GTP,SMK_STAT_TYPE_CD,DRK_YN,HCHK_OE_INSPEC_YN,CRS_YN,"
             "TTH_MSS_YN,ODT_TRB_YN,WSDM_DIS_YN,TTR_YN,DATA_STD__DT".split(",")
         ),
+        "2013": tuple(
+            "HCHK_YEAR,IDV_ID,SEX,AGE_GROUP,SIDO,HEIGHT,WEIGHT,WAIST,SIGHT_LEFT,SIGHT_RIGHT,HEAR_LEFT,"
+            "HEAR_RIGHT,BP_HIGH,BP_LWST,BLDS,TOT_CHOLE,TRIGLYCERIDE,HDL_CHOLE,LDL_CHOLE,HMG,OLIG_PROTE_CD,"
+            "CREATININE,SGOT_AST,SGPT_ALT,GAMMA_GTP,SMK_STAT_TYPE_CD,DRK_YN,HCHK_OE_INSPEC_YN,CRS_YN,"
+            "TTR_YN,DATA_STD_DT".split(",")
+        ),
+        "2019": tuple(
+            "기준년도,가입자 일련번호,시도코드,성별코드,연령대 코드(5세단위),신장(5Cm단위),체중(5Kg 단위),허리둘레,"
+            "시력(좌),시력(우),청력(좌),청력(우),수축기 혈압,이완기 혈압,식전혈당(공복혈당),총 콜레스테롤,"
+            "트리글리세라이드,HDL 콜레스테롤,LDL 콜레스테롤,혈색소,요단백,혈청크레아티닌,(혈청지오티)AST,"
+            "(혈청지오티)ALT,감마 지티피,흡연상태,음주여부,구강검진 수검여부,치아우식증유무,결손치 유무,"
+            "치아마모증유무,제3대구치(사랑니) 이상,치석,데이터 공개일자".split(",")
+        ),
     }
 )
+AGE_SCHEME_OF_STYLE = MappingProxyType({"2013": AGE_SCHEME_2013})
+"""Styles whose files number age bands other than the 5-18 scheme."""
+DRINKING_BLANK_STYLES = frozenset({"2019"})
+"""Styles whose files write "does not drink" (0) as a blank cell."""
 STYLES: tuple[str, ...] = tuple(RELEASE_HEADERS)
 
 STYLE_COLUMNS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
@@ -254,7 +308,11 @@ STYLE_COLUMNS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
 
 
 def style_for_year(year: int) -> str:
-    """The release style a given screening year was published in (best knowledge, §1.1)."""
+    """The release style a given screening year was published in (best knowledge, docs/DATA.md §1).
+
+    The "2013" and "2019" styles are only used when asked for by name, so that a year's default
+    output stays what it always was.
+    """
     if year <= 2015:
         return "2014"
     if year <= 2019:

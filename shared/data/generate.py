@@ -3,7 +3,7 @@
 Why synthetic: the real file (1,000,000 rows a year, cp949) cannot be downloaded here. The
 generator reproduces the format exactly (header spelling and order, encoding, value formats, empty
 fields for missing values, rare garbage codes) and the joint distributions closely enough that the
-prevalence anchors of nhis-data.md §3 hold (tested in tests/unit/test_generator.py).
+prevalence anchors of docs/DATA.md §4 hold (tested in tests/unit/test_generator.py).
 
 Model, in one paragraph: sex and age band are drawn from the published composition; true
 (continuous) height and BMI are drawn by sex and age, weight follows from them, and only then are
@@ -14,6 +14,11 @@ Friedewald (blank when TG >= 400); GGT rises with drinking; haemoglobin and crea
 sex. Everything is vectorised numpy; rows are produced in fixed blocks of BLOCK_ROWS, each with its
 own seed derived from (seed, block), so a file and a frame of the same arguments hold the same rows
 whatever the chunking of the caller.
+
+Release quirks are applied only where a file is written (``_as_published``: the 1-14 age numbering
+of the "2013" style, "does not drink" as a blank in the "2019" style) and undone where the frame is
+built (``_as_read``: what the reader makes of them, plus canonical province codes), so the people
+are the same in every style and the other styles' files are unchanged.
 """
 
 from __future__ import annotations
@@ -27,26 +32,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.data.catalog import (
+    AGE_2013_OFFSET,
+    AGE_SCHEME_2013,
+    AGE_SCHEME_OF_STYLE,
     BY_NAME,
     CANONICAL_COLUMNS,
+    DRINKING_BLANK_STYLES,
     INT_COLUMNS,
     RELEASE_HEADERS,
     STYLE_COLUMNS,
     STYLES,
+    canonical_province,
     style_for_year,
 )
 
 BLOCK_ROWS = 100_000
 ENCODINGS = ("cp949", "euc-kr", "utf-8", "utf-8-sig")
 
-# Age bands 5..18 (20-24 .. 85+): mean age ~47, quartiles near 35/45/60 (2017, #26433873597).
+# Age bands 5..18 (20-24 .. 85+): mean age ~47, quartiles near 35/45/60 (2017, KG-2017).
 AGE_BANDS = np.arange(5, 19)
 AGE_WEIGHTS = np.array([6.0, 8.5, 9, 9.5, 10.5, 10.5, 11, 10, 8.5, 6.5, 4.5, 3, 1.8, 0.7])
-# 2020 file is 40+ only: 40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 % (#48137356031).
+# 2020 file is 40+ only: 40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 % (NB-2020).
 AGE_BANDS_2020 = np.arange(9, 19)
 AGE_WEIGHTS_2020 = np.array([15.4, 14.6, 16.4, 15.4, 13.3, 10.9, 6.4, 4.6, 2.1, 0.9])
 
-# Province shares of the 2020 file (#48137356031), percent.
+# Province shares of the 2020 file (NB-2020), percent.
 PROVINCE_SHARES = {
     41: 24.74, 11: 16.62, 26: 6.90, 48: 6.85, 28: 5.83, 47: 5.44, 27: 4.84, 44: 4.26, 45: 3.81,
     46: 3.80, 43: 3.40, 42: 3.20, 30: 3.01, 29: 2.85, 31: 2.60, 49: 1.19, 36: 0.65,
@@ -88,9 +98,9 @@ def generate_frame(
     ``write_file(..., garbage=False)``; with ``garbage=True`` it holds the published garbage codes.
     """
     style = style or style_for_year(year)
-    blocks = [_finish(block, style) for block in _blocks(rows, year, seed, start_id, style, garbage)]
+    blocks = [_as_read(_finish(block, style), style) for block in _blocks(rows, year, seed, start_id, style, garbage)]
     if not blocks:
-        return _to_frame(_finish(_people(0, year, style, np.random.default_rng(0), start_id), style))
+        return _to_frame(_as_read(_finish(_people(0, year, style, np.random.default_rng(0), start_id), style), style))
     merged = {c: np.concatenate([b[c] for b in blocks]) for c in CANONICAL_COLUMNS}
     return _to_frame(merged)
 
@@ -126,8 +136,9 @@ def write_file(
 
 def format_block(columns: dict[str, np.ndarray], style: str, newline: str = "\r\n") -> memoryview:
     """ASCII CSV body bytes for one block, in the column order and number formats of ``style``."""
+    columns = _as_published(columns, style)
     texts = [_format_column(columns[c], _decimals(c, style), c) for c in STYLE_COLUMNS[style]]
-    if "release_date" in STYLE_COLUMNS[style] and style != "2020":  # 20181126-style integer
+    if "release_date" in STYLE_COLUMNS[style] and style not in ISO_DATE_STYLES:  # 20181126-style integer
         at = STYLE_COLUMNS[style].index("release_date")
         texts[at] = pc.replace_substring(texts[at], "-", "")
     lines = pc.binary_join_element_wise(*texts, ",")
@@ -173,20 +184,46 @@ def _finish(block: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _as_published(columns: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
+    """The quirks a release writes into its file: old age numbering, "does not drink" as a blank."""
+    out = columns
+    if AGE_SCHEME_OF_STYLE.get(style) == AGE_SCHEME_2013:
+        out = {**out, "age_group": out["age_group"] - AGE_2013_OFFSET}
+    if style in DRINKING_BLANK_STYLES:
+        out = {**out, "drinking": np.where(out["drinking"] == 0, np.nan, out["drinking"])}
+    return out
+
+
+def _as_read(columns: dict[str, np.ndarray], style: str) -> dict[str, np.ndarray]:
+    """What the reader makes of a block written in ``style``: canonical provinces; in a release that
+    writes "does not drink" as a blank, every blank (unknown ones too) read as 0."""
+    out = {**columns, "province": canonical_province(columns["province"])}
+    if style in DRINKING_BLANK_STYLES:
+        out["drinking"] = np.where(np.isnan(out["drinking"]), 0.0, out["drinking"])
+    return out
+
+
 def _decimals(column: str, style: str) -> int:
-    if column == "waist_cm" and style == "2014":
-        return 0  # the 2014 file writes waist as an integer (FS)
+    if column == "waist_cm" and style in ("2014", "2013"):
+        return 0  # the 2014 file writes waist as an integer (FS); 2013 assumed the same
     return BY_NAME[column].decimals
 
 
+ISO_DATE_STYLES = frozenset({"2020", "2019"})
+
+
 def _release_date(year: int, style: str) -> str | None:
-    """ISO release date of a style; written 20181126-style except in the 2020 style."""
+    """ISO release date of a style; written 20181126-style except in the ISO_DATE_STYLES."""
+    if style == "2013":
+        return f"{year + 3}-12-20"  # [inferred] released with the 2002-2015 files, like 2014's 20161220
+    if style == "2019":
+        return f"{year + 1}-12-31"  # [inferred] from the file names ..._20191231 / ..._20201231
     if style == "2014":
         return f"{year + 2}-12-20"  # 2014 file: 데이터 기준일자 20161220 (FS)
     if style in ("2017", "english"):
-        return f"{year + 1}-11-26"  # 2017 file: 데이터공개일자 20181126 (#11083357323)
+        return f"{year + 1}-11-26"  # 2017 file: 데이터공개일자 20181126 (NB-2017)
     if style == "2020":
-        return f"{year + 1}-12-29"  # 2020 file: 데이터 공개일자 2021-12-29 (#25941823324)
+        return f"{year + 1}-12-29"  # 2020 file: 데이터 공개일자 2021-12-29 (NB-2020)
     return None  # 2023/2024: no date column
 
 
@@ -308,7 +345,7 @@ def _people(n: int, year: int, style: str, rng: np.random.Generator, first_id: i
 
 def _blank_missing(cols: dict[str, np.ndarray], year: int, male: np.ndarray, age: np.ndarray,
                    rng: np.random.Generator) -> None:
-    """Blank cells the way the releases do (nhis-data.md §2.2, §3.4)."""
+    """Blank cells the way the releases do (docs/DATA.md §4)."""
     n = len(male)
     lipids = ("total_cholesterol", "triglycerides", "hdl", "ldl")
     if year >= 2018:  # lipids every 4 years since 2018, men from 24, women from 40

@@ -25,7 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.rules import CATEGORY_LEVELS
+from shared.etl.states import ChunkStatus, JobPhase, JobStatus, VersionState
+from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
 from shared.rules.table import FLAG_RULES
 
 ID_YEAR_FACTOR = 10**10  # subscriber ids are below 10**10 (shared/data/catalog.py bounds)
@@ -62,7 +63,8 @@ def category(name: str) -> Enum:
 
 # Canonical measurement columns (shared/data/catalog.py owns their meaning) and their SQL types.
 MEASUREMENT_COLUMNS: dict[str, type] = {
-    "province": SmallInteger,
+    "province": SmallInteger,  # canonical code: the same province under one code in every year
+    "province_raw": SmallInteger,  # the code as published (Jeju 49 or 50, ...)
     "height_cm": Measure,
     "weight_kg": Measure,
     "waist_cm": Measure,
@@ -93,35 +95,12 @@ MEASUREMENT_COLUMNS: dict[str, type] = {
     "tartar": SmallInteger,
 }
 
-# Derived values (shared/rules owns their meaning); names equal shared.rules.DERIVED_COLUMNS.
+# Derived values: shared/rules owns their names, kinds and category levels, so the columns are built
+# from the rule table (shared.rules.DERIVED_COLUMNS / DERIVED_KINDS) and never listed twice.
 FLAG_COLUMNS = tuple(rule.column for rule in FLAG_RULES)
+_KIND_TYPES = {"float": Measure, "bool": Boolean, "int": SmallInteger}
 DERIVED_SQL_TYPES: dict[str, object] = {
-    "bmi": Measure,
-    **{name: Boolean for name in FLAG_COLUMNS},
-    "risk_factor_count": SmallInteger,
-    "risk_group": category("risk_group"),
-    "bp_category": category("bp_category"),
-    "glucose_category": category("glucose_category"),
-    "bmi_class": category("bmi_class"),
-    "abdominal_obesity": Boolean,
-    "tc_class": category("tc_class"),
-    "ldl_class": category("ldl_class"),
-    "tg_class": category("tg_class"),
-    "hdl_class": category("hdl_class"),
-    "mets_waist": Boolean,
-    "mets_triglycerides": Boolean,
-    "mets_hdl": Boolean,
-    "mets_bp": Boolean,
-    "mets_glucose": Boolean,
-    "metabolic_syndrome": Boolean,
-    "anemia": Boolean,
-    "anemia_severity": category("anemia_severity"),
-    "egfr": Measure,
-    "egfr_stage": category("egfr_stage"),
-    "proteinuria": category("proteinuria"),
-    "liver_enzymes_high": Boolean,
-    "ggt_high": Boolean,
-    "cvd_10y": Measure,
+    name: category(name) if kind == "category" else _KIND_TYPES[kind] for name, kind in DERIVED_KINDS.items()
 }
 
 
@@ -133,10 +112,13 @@ def _typed(sql_type) -> object:
 screenings = Table(
     "screenings",
     Base.metadata,
-    # id = year * 10**10 + subscriber_id: unique on (year, subscriber id), stable across reloads, and
+    # Primary key (job_id, id): every job writes its own version of its year, one contiguous key
+    # range, so a reload never touches the rows readers see, the swap is a pointer change
+    # (year_versions) and an old version is deleted in cheap key-range batches.
+    # id = year * 10**10 + subscriber_id: unique on (year, subscriber id), stable across reloads,
     # assigned by the ETL, so parallel LOAD DATA never contends for an AUTO_INCREMENT lock, and a
-    # chunk loaded twice REPLACEs its own rows. No secondary index: each one costs load time, and
-    # statistics come from partial aggregates, records page by primary key.
+    # chunk loaded twice REPLACEs its own rows.
+    Column("job_id", Integer, primary_key=True, autoincrement=False),
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("year", SmallInteger, nullable=False),
     Column("subscriber_id", BigInteger, nullable=False),
@@ -146,7 +128,6 @@ screenings = Table(
     Column("release_date", String(10)),
     *(Column(name, _typed(t)) for name, t in DERIVED_SQL_TYPES.items()),
     Column("rule_version", String(16), nullable=False),
-    Column("job_id", Integer, nullable=False),
     Column("chunk_index", Integer, nullable=False),
     Column("line_no", Integer, nullable=False),
 )
@@ -160,8 +141,19 @@ class EtlJob(Base):
     __tablename__ = "etl_jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
-    phase: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=JobStatus.QUEUED)
+    phase: Mapped[str] = mapped_column(String(16), nullable=False, default=JobPhase.QUEUED)
+    # The job's year while it is queued or running, NULL once it ended: the unique index allows
+    # one running job per year (a second one is refused with 409).
+    active_year: Mapped[int | None] = mapped_column(SmallInteger)
+    version_state: Mapped[str] = mapped_column(String(10), nullable=False, default=VersionState.LOADING)
+    # sha256 of "<who>:<Idempotency-Key>" and of the request it came with (a retry returns the job)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[int | None] = mapped_column(Integer)  # the API key that created it (None: CLI)
+    source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    upload: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    options: Mapped[str | None] = mapped_column(Text)  # JSON: what planning decided for the reader
     source_path: Mapped[str] = mapped_column(String(1024), nullable=False)
     original_filename: Mapped[str | None] = mapped_column(String(255))
     expected_year: Mapped[int | None] = mapped_column(SmallInteger)
@@ -182,9 +174,16 @@ class EtlJob(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     planned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_etl_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_etl_jobs_status", "status"),
+        Index("ix_etl_jobs_version_state", "version_state"),
+        UniqueConstraint("active_year", name="uq_etl_jobs_active_year"),
+        UniqueConstraint("idempotency_key", name="uq_etl_jobs_idempotency_key"),
+        Index("ix_etl_jobs_api_key_status", "api_key_id", "status"),  # the running-jobs cap per key
+    )
 
 
 class EtlChunk(Base):
@@ -197,8 +196,12 @@ class EtlChunk(Base):
     byte_end: Mapped[int] = mapped_column(BigInteger, nullable=False)
     first_line_no: Mapped[int] = mapped_column(Integer, nullable=False)
     n_lines: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default="queued")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    checksum: Mapped[int | None] = mapped_column(BigInteger)  # crc32 of the range at planning
+    oversized: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # one over-long line
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=ChunkStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # claims, counted at claim
+    worker: Mapped[str | None] = mapped_column(String(255))  # Celery node name of the last claim
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
     rows_loaded: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     cells_rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
@@ -224,11 +227,31 @@ class EtlReject(Base):
     chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
     line_no: Mapped[int] = mapped_column(Integer, nullable=False)
     column_name: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str] = mapped_column(String(255), nullable=False)
     raw_value: Mapped[str | None] = mapped_column(String(255))
     whole_row: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
     __table_args__ = (Index("ix_etl_rejects_job_chunk_line", "job_id", "chunk_index", "line_no"),)
+
+
+class EtlDuplicate(Base):
+    """A line whose subscriber id appeared earlier in the same file (found at planning)."""
+
+    __tablename__ = "etl_duplicates"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class YearVersion(Base):
+    """The pointer to the current version (the job whose rows readers see) of each year."""
+
+    __tablename__ = "year_versions"
+
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    activated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 
 class StatsPartial(Base):
@@ -273,3 +296,24 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditLog(Base):
+    """One row per read of person-level data through the API: who, which route, which filters,
+    how many records, when (`nhis audit` prints it). Never the records themselves."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    key_name: Mapped[str | None] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(128), nullable=False)
+    filters: Mapped[str | None] = mapped_column(Text)  # JSON of the query the caller sent
+    result_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_key_at", "api_key_id", "at"),
+    )

@@ -18,8 +18,10 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, insert
 
 from shared.db.models import screenings
+from shared.etl.tempfiles import TEMP_PREFIX
 
 NULL = "\\N"
+
 INT_COLUMNS = {c.name for c in screenings.columns if c.type.python_type is int}
 BOOL_COLUMNS = {c.name for c in screenings.columns if c.type.python_type is bool}
 LOAD_COLUMNS = tuple(c.name for c in screenings.columns)
@@ -58,7 +60,8 @@ def load_rows(conn: Connection, frame: pd.DataFrame) -> int:
 
 
 def _load_data_infile(conn: Connection, frame: pd.DataFrame) -> int:
-    fd, path = tempfile.mkstemp(prefix="nhis-chunk-", suffix=".csv")
+    # mkstemp creates the file with mode 0600: the rows are person-level data
+    fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".csv")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(to_csv_bytes(frame))
@@ -87,3 +90,4 @@ def _executemany(conn: Connection, frame: pd.DataFrame) -> int:
 
 def _plain(row) -> tuple:
     return tuple(v.item() if isinstance(v, np.generic) else v for v in row)
+

@@ -1,7 +1,7 @@
 """Citations registry: every rule names one of these keys, so each output can say where it comes from.
 
-Citations follow /work/shared/reference/nhis-data.md §4–§5. Anything that reference marks
-[unverified] keeps the mark here and in docs/GUIDELINES.md.
+Each entry names the primary source (paper with DOI where it has one, or the official document).
+Anything not re-read in the source is marked [unverified] here and in docs/GUIDELINES.md.
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ GUIDELINES: dict[str, Guideline] = {
         Guideline(
             "KSH_2018",
             "KSH 2018",
-            "Kim KI, et al. 2018 Korean Society of Hypertension guidelines for the management of "
-            "hypertension. Clin Hypertens. 2019;25:20. doi:10.1186/s40885-019-0121-0. Office "
-            "classification retained by the 2022 focused update (Kim HL, et al. Clin Hypertens. "
-            "2023;29:11).",
-            "Hypertension = SBP >= 140 or DBP >= 90 is confirmed; the grade bounds 140-159/90-99 and "
-            ">= 160/>= 100 are [unverified] (recalled from Table 1, not re-read).",
+            "Kim HC, Ihm SH, Kim GH, et al. 2018 Korean Society of Hypertension guidelines for the "
+            "management of hypertension: part I-epidemiology of hypertension. Clin Hypertens. "
+            "2019;25:16. doi:10.1186/s40885-019-0121-0 (Table 1, classification of blood pressure); "
+            "Lee HY, Shin J, Kim GH, et al. ... part II-diagnosis and treatment of hypertension. "
+            "Clin Hypertens. 2019;25:20. doi:10.1186/s40885-019-0124-x. Office classification "
+            "retained by the 2022 focused update (Kim HL, et al. Clin Hypertens. 2023;29:11).",
+            "Hypertension = SBP >= 140 or DBP >= 90, grades by the higher of SBP/DBP, and isolated "
+            "systolic = SBP >= 140 with DBP < 90 are confirmed in part I; the numeric grade bounds "
+            "140-159/90-99 and >= 160/>= 100 are [unverified] (the table body was not re-read).",
         ),
         Guideline(
             "ADA_KDA",
@@ -70,19 +73,31 @@ GUIDELINES: dict[str, Guideline] = {
             "NCEP ATP III",
             "Expert Panel on Detection, Evaluation, and Treatment of High Blood Cholesterol in Adults. "
             "Third Report of the National Cholesterol Education Program (NCEP) Adult Treatment Panel "
-            "III final report. Circulation. 2002;106(25):3143-3421. Same lipid categories in the "
+            "III final report. Circulation. 2002;106(25):3143-3421. doi:10.1161/circ.106.25.3143. "
+            "Lipid categories and the risk categories (major risk factors: cigarette smoking, BP >= "
+            "140/90 or drugs, HDL < 40, family history of premature CHD, age men >= 45 / women >= 55; "
+            "HDL >= 60 removes one; diabetes is a CHD risk equivalent). Same lipid categories in the "
             "Korean Society of Lipid and Atherosclerosis guideline (Rhee EJ, et al. 2018 Guidelines "
             "for the Management of Dyslipidemia in Korea. J Lipid Atheroscler. 2019;8(2):78-131; "
             "5th ed. 2022).",
         ),
         Guideline(
-            "ATP3_RISK",
-            "NCEP ATP III risk categories",
-            "NCEP ATP III final report (Circulation. 2002;106:3143-3421): diabetes as a CHD risk "
-            "equivalent, and the count of major risk factors (0-1 vs >= 2).",
-            "Adapted as in the previous system: the factors counted are the seven screening flags "
-            "here (hypertension, diabetes, high TC, high TG, low HDL, obesity, current smoking), not "
-            "ATP III's exact list (which includes age and family history).",
+            "SCREENING_GROUP",
+            "screening-flag count, adapted from ATP III categories",
+            "The previous NHIS screening system's grouping, adapted from the NCEP ATP III risk "
+            "categories (Circulation. 2002;106(25):3143-3421. doi:10.1161/circ.106.25.3143): diabetes "
+            "first, then the count of seven screening flags (0-1 vs >= 2).",
+            "Not ATP III: it counts TC, TG and BMI, which ATP III does not, and leaves out age. Kept so "
+            "users can compare with the previous system; atp3_risk_category is the ATP III category.",
+        ),
+        Guideline(
+            "KNHANES_DYSLIPIDAEMIA",
+            "Korean epidemiological definition (KNHANES)",
+            "Lee MH, et al. Prevalence of Dyslipidemia among Korean Adults: Korea "
+            "National Health and Nutrition Survey 1998-2005. Diabetes Metab J. 2012;36(1):43-55. "
+            "doi:10.4093/dmj.2012.36.1.43 (TC >= 240, LDL >= 160, HDL < 40 or TG >= 200 mg/dL, the "
+            "NCEP ATP III cut points).",
+            "Korean fact sheets also count lipid-lowering medication, which the dataset does not have.",
         ),
         Guideline(
             "NCEP_2005",
@@ -104,7 +119,8 @@ GUIDELINES: dict[str, Guideline] = {
             "CKD_EPI_2021",
             "CKD-EPI 2021",
             "Inker LA, et al. New Creatinine- and Cystatin C-Based Equations to Estimate GFR without "
-            "Race. N Engl J Med. 2021;385(19):1737-1749.",
+            "Race. N Engl J Med. 2021;385(19):1737-1749. doi:10.1056/NEJMoa2102953.",
+            "Adult equation: computed only from age 20 (age band 5) in this system.",
         ),
         Guideline(
             "KDIGO_2012",
@@ -127,7 +143,8 @@ GUIDELINES: dict[str, Guideline] = {
             "FRAMINGHAM_2008",
             "Framingham 2008",
             "D'Agostino RB Sr, et al. General cardiovascular risk profile for use in primary care: "
-            "the Framingham Heart Study. Circulation. 2008;117(6):743-753.",
+            "the Framingham Heart Study. Circulation. 2008;117(6):743-753. "
+            "doi:10.1161/CIRCULATIONAHA.107.699579.",
             "US-derived; overestimates absolute risk in Korean adults (Park S, et al. Epidemiol "
             "Health. 2023;45:e2023052; Jee SH, et al. BMJ Open. 2014;4:e005025).",
         ),

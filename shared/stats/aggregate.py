@@ -10,13 +10,13 @@ The two tables (see :class:`Aggregates`):
 * ``counts`` - wide, one row per cell ``(year, sex, age_group, province)``; province ``-1`` means
   unknown (NaN in the file). Columns, all int64 sums over the people of the cell:
 
-  - ``people``; ``rf_sum`` (sum of risk_factor_count over everyone: unknown factors count 0);
+  - ``people``; ``rf_sum`` (sum of the screening risk-factor count over everyone: unknown factors count 0);
   - ``{flag}:measured`` and ``{flag}:positive`` for every tri-state flag (NA = not measured);
   - ``{column}={value}`` for every categorical column (the risk groupings, the categories, smoking,
     drinking; numeric codes are written as integers, e.g. ``smoking=3``). Nulls are not counted,
     so ``n_measured`` of a category is the sum of its value columns.
-  - the *complete panel* of every rule (people with every input of the rule measured, see
-    :data:`RULE_INPUTS`): ``{rule}@panel`` (how many), ``{flag}@panel:measured`` and
+  - the *complete panel* of every rule (people with every input of the rule measured, the rule
+    table's ``RULE_INPUTS``; ``sex`` and ``age_group`` are always known): ``{rule}@panel`` (how many), ``{flag}@panel:measured`` and
     ``{flag}@panel:positive``, ``{column}@panel={value}``, and ``rf_sum@panel`` (risk_factor_count
     summed over the risk grouping's panel, where it is exact);
   - ``panel_counted``: people whose chunk counted panels (partials written before panels existed
@@ -55,8 +55,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
-from shared.rules import table as _rule_table
+from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS, RULE_INPUTS
+from shared.rules.table import ATP3_RULE, SCREENING_GROUP_RULE
 
 MAGIC = b"NHAG1"
 UNKNOWN_PROVINCE = -1
@@ -100,39 +100,11 @@ MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
 
 
 
-def _local_rule_inputs() -> dict[str, tuple[str, ...]]:
-    """STAND-IN for ``shared.rules.table.RULE_INPUTS`` (derived column -> the raw input columns it
-    needs), built from the rule table's own objects. The rules own this map; once it exists there,
-    the import below uses it and this function can go.
-    """
-    t = _rule_table
-    raw = {"bmi": ("height_cm", "weight_kg"), "egfr": ("creatinine",)}
-
-    def expand(columns) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c for column in columns for c in raw.get(column, (column,))))
-
-    inputs: dict[str, tuple[str, ...]] = dict(raw)
-    for rule in t.FLAG_RULES + t.EXTRA_FLAG_RULES:
-        inputs[rule.column] = expand([rule.input] if isinstance(rule, t.CodeFlagRule)
-                                     else [c.input for c in rule.conditions])
-    for rule in t.BAND_RULES:
-        inputs[rule.column] = expand([rule.input])
-    inputs[t.BP_RULE.column] = ("sbp", "dbp")
-    inputs[t.METS_RULE.column] = expand(c for part in t.METS_RULE.components for c in inputs[part])
-    group = t.RISK_GROUP_RULE
-    inputs[group.column] = expand(c for f in (group.diabetes, *group.factors) for c in inputs[f])
-    inputs[group.count_column] = inputs[group.column]
-    return inputs
-
-
-RULE_INPUTS: dict[str, tuple[str, ...]] = getattr(_rule_table, "RULE_INPUTS", None) or _local_rule_inputs()
-
 # The rule table owns which derived columns are flags and categories (one list, shared.rules).
-RISK_GROUP_COLUMN: str = _rule_table.RISK_GROUP_RULE.column
-RISK_COUNT_COLUMN: str = _rule_table.RISK_GROUP_RULE.count_column
-# Risk groupings published side by side: the screening-flag count and, once the rules have it,
-# the NCEP ATP III category (the literal is the rules' announced column name).
-RISK_GROUPINGS: tuple[str, ...] = tuple(c for c in (RISK_GROUP_COLUMN, "atp3_risk_category") if c in CATEGORY_LEVELS)
+RISK_GROUP_COLUMN: str = SCREENING_GROUP_RULE.column
+RISK_COUNT_COLUMN: str = SCREENING_GROUP_RULE.count_column
+# Risk groupings published side by side: the screening-flag count and the NCEP ATP III category.
+RISK_GROUPINGS: tuple[str, ...] = (SCREENING_GROUP_RULE.column, ATP3_RULE.column)
 FLAGS: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "bool")
 CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items()
                                     if kind == "category" and c not in RISK_GROUPINGS)

@@ -60,18 +60,19 @@ PERCENTILES = keys.PERCENTILES
 UNKNOWN_GROUP = "UNKNOWN"  # people without a risk grouping value (shown only if there are any)
 FLAG_VALUES = ("positive", "negative")
 PANEL_ONLY: tuple[str, ...] = (rule_table.METS_RULE.column,)  # published over the complete panel only
+_SCREENING = rule_table.SCREENING_GROUP_RULE
 REGION_FLAGS: tuple[str, ...] = tuple(
-    f for f in (rule_table.RISK_GROUP_RULE.diabetes, *rule_table.RISK_GROUP_RULE.factors,
-                rule_table.METS_RULE.column, "dyslipidaemia") if f in FLAGS)
+    f for f in (_SCREENING.diabetes, *_SCREENING.factors, rule_table.METS_RULE.column, "dyslipidaemia") if f in FLAGS)
 LABELS: dict[str, str] = {
-    **{r.column: r.label for r in (*rule_table.FLAG_RULES, *rule_table.EXTRA_FLAG_RULES)},
+    **{r.column: r.label for r in rule_table.ALL_FLAG_RULES},
+    rule_table.ISOLATED_SYSTOLIC_RULE.column: rule_table.ISOLATED_SYSTOLIC_RULE.label,
     rule_table.METS_RULE.column: rule_table.METS_RULE.label,
 }
 GROUPING_DESCRIPTIONS = {
     RISK_GROUP_COLUMN: "screening-flag count, adapted from NCEP ATP III categories (not the ATP III risk "
                        "assessment: it counts screening flags and leaves out age)",
-    "atp3_risk_category": "NCEP ATP III risk category (major risk factors incl. age; family history is not "
-                          "in the data)",
+    rule_table.ATP3_RULE.column: "NCEP ATP III risk category (major risk factors including age, HDL >= 60 "
+                                 "subtracts one, diabetes a CHD risk equivalent; family history is not in the data)",
 }
 DENOMINATORS = {
     "all": "all people of the slice; people whose value cannot be decided are counted as unknown "

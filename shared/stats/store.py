@@ -41,6 +41,21 @@ SNAPSHOTS = table(
 CURRENT_KEY = "nhis:stats:current"
 STAGING_KEY = "nhis:stats:staging:{generation}"
 META_FIELD = "__meta__"
+GENERATION_FIELD = "__generation__"
+# Switch the staging hash in unless Redis already holds a newer generation (a late writer loses).
+_SWITCH = """
+local held = redis.call('hget', KEYS[2], ARGV[2])
+if held and tonumber(held) > tonumber(ARGV[1]) then
+  redis.call('del', KEYS[1])
+  return 0
+end
+redis.call('rename', KEYS[1], KEYS[2])
+return 1
+"""
+
+
+class StaleSnapshot(Exception):
+    """The data a refresh read is no longer current; its generation must not be published."""
 KEEP_GENERATIONS = 2
 STALE_FALSE = b'"stale":false'
 STALE_TRUE = b'"stale":true'
@@ -55,11 +70,17 @@ def latest_generation(session) -> int | None:
     return session.scalar(select(func.max(SNAPSHOTS.c.generation)))
 
 
-def write_generation(resources, payloads: dict[str, bytes], meta: dict) -> int:
-    """Store one complete snapshot (database first, then Redis) and return its generation."""
+def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_current=None) -> int:
+    """Store one complete snapshot (database first, then Redis) and return its generation.
+
+    `still_current(session)`, if given, runs inside the write transaction; when it returns False
+    the snapshot was built from data that changed meanwhile and StaleSnapshot is raised.
+    """
     computed_at = dt.datetime.fromisoformat(meta["computed_at"]).replace(tzinfo=None)
     everything = {**payloads, META_FIELD: orjson.dumps(meta)}
     with unit_of_work(resources.sessions) as session:
+        if still_current is not None and not still_current(session):
+            raise StaleSnapshot(meta.get("dataset_version"))
         generation = (latest_generation(session) or 0) + 1
         common = {"generation": generation, "dataset_version": meta["dataset_version"],
                   "rule_version": meta["rule_version"], "computed_at": computed_at}
@@ -89,10 +110,10 @@ def publish_to_cache(resources, generation: int, payloads: dict[str, bytes]) -> 
     staging = STAGING_KEY.format(generation=generation)
     pipe = cache.pipeline(transaction=True)
     pipe.delete(staging)
-    pipe.hset(staging, mapping=payloads)
-    pipe.rename(staging, CURRENT_KEY)
-    pipe.execute()
-    return True
+    pipe.hset(staging, mapping={**payloads, GENERATION_FIELD: str(generation)})
+    pipe.eval(_SWITCH, 2, staging, CURRENT_KEY, generation, GENERATION_FIELD)
+    switched = pipe.execute()[-1]
+    return bool(switched)
 
 
 def load_generation(resources, generation: int | None = None) -> dict[str, bytes]:

@@ -71,7 +71,7 @@ def settings(service_env):
 def resources(settings):
     from shared.cli.db import upgrade
 
-    res = Resources(settings)
+    res = Resources(settings, role="worker")  # tests load chunks in-process (LOAD DATA LOCAL INFILE)
     upgrade(res.engine)
     yield res
     res.dispose()

@@ -9,8 +9,9 @@ from shared.data.reader import iter_chunks
 from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlJob, EtlReject, screenings
 from shared.etl.chunk import load_chunk
-from shared.etl.jobs import create_job, wait_for_job
+from shared.etl.jobs import JobInputError, create_job, wait_for_job
 from tests.support.files import data_lines, sample_file
+from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def table_fingerprint(resources, job_id=None) -> tuple:
     with resources.engine.connect() as conn:
         return tuple(conn.execute(text(
             "SELECT COUNT(*), SUM(subscriber_id), SUM(COALESCE(sbp, 0)), SUM(COALESCE(total_cholesterol, 0)), "
-            "SUM(risk_factor_count), SUM(COALESCE(flag_hypertension, 0)), COUNT(DISTINCT risk_group), "
+            "SUM(risk_factor_count), SUM(COALESCE(flag_hypertension, 0)), COUNT(DISTINCT screening_risk_group), "
             f"SUM(line_no) FROM screenings {where}"
         )).one())
 
@@ -59,49 +60,66 @@ def test_a_chunk_run_twice_leaves_the_same_rows(resources, worker, settings):
     assert job["status"] == "succeeded"
     job_id = job["job_id"]
     before = table_fingerprint(resources, job_id)
-    # Simulate a redelivery of chunk 1 (e.g. after a visibility timeout) and run it again.
+    # Simulate a redelivery of chunk 1 whose first holder died (a node that never beat) and run it again.
     with unit_of_work(resources.sessions) as session:
         session.execute(update(EtlChunk).where(EtlChunk.job_id == job_id, EtlChunk.chunk_index == 1)
-                        .values(status="running"))
+                        .values(status="running", worker="gone@nowhere", worker_pid=1))
         session.execute(update(EtlJob).where(EtlJob.id == job_id).values(status="running", chunks_done=EtlJob.chunks_done - 1))
-    load_chunk(resources, job_id, 1)
-    assert table_fingerprint(resources, job_id) == before
-    # A delivery of a chunk that is already done changes nothing.
-    assert load_chunk(resources, job_id, 1) == {"skipped": True}
-    assert table_fingerprint(resources, job_id) == before
+    try:
+        assert load_chunk(resources, job_id, 1, worker="test@here")["rows_loaded"] > 0
+        assert table_fingerprint(resources, job_id) == before
+        # A delivery of a chunk that is already done changes nothing.
+        assert load_chunk(resources, job_id, 1, worker="test@here") == {"skipped": True}
+        assert table_fingerprint(resources, job_id) == before
+    finally:
+        with unit_of_work(resources.sessions) as session:
+            session.execute(update(EtlJob).where(EtlJob.id == job_id).values(status="succeeded"))
 
 
-def test_the_same_year_ingested_twice_has_no_duplicates(resources, worker, settings):
+def test_the_same_year_ingested_twice_swaps_versions_and_purges_the_old(resources, worker, beat, settings):
     path = sample_file(settings.data_dir / "again", 6_000, seed=13, year=2019, style="2020")
     first = run_job(resources, path)
     second = run_job(resources, path)
     assert first["status"] == second["status"] == "succeeded"
+    assert second["version"] == {"state": "current", "current": True}
+
+    def rows_by_job():
+        with resources.engine.connect() as conn:
+            return conn.execute(text("SELECT job_id, COUNT(*) FROM screenings WHERE year = 2019 GROUP BY job_id")).all()
+
+    # the first version is retired at the swap and purged in the background, in batches
+    wait_until(lambda: rows_by_job() == [(second["job_id"], second["progress"]["rows_loaded"])], 60, 0.5,
+               "the retired version to be purged")
     with resources.engine.connect() as conn:
-        rows = conn.execute(text("SELECT job_id, COUNT(*) FROM screenings WHERE year = 2019 GROUP BY job_id")).all()
+        state = conn.execute(select(EtlJob.version_state).where(EtlJob.id == first["job_id"])).scalar()
         dupes = conn.execute(text(
             "SELECT COUNT(*) FROM (SELECT subscriber_id FROM screenings WHERE year = 2019 "
             "GROUP BY subscriber_id HAVING COUNT(*) > 1) d")).scalar()
-    assert rows == [(second["job_id"], second["progress"]["rows_loaded"])]
+    assert state == "purged"
     assert dupes == 0
 
 
 @pytest.mark.parametrize(
-    ("content", "expected"),
+    ("content", "status", "expected"),
     [
-        (b"PK\x03\x04\x14\x00\x00\x00binary zip data\x00\x00", "cannot read the file"),
-        (b"", "cannot read the file"),
-        ("기준년도,가입자일련번호,시도코드\n2024,1,11\n".encode("cp949"), "required columns missing"),
+        (b"PK\x03\x04\x14\x00\x00\x00binary zip data\x00\x00", 415, "ZIP archive"),
+        (b"", 422, "empty"),
+        ("기준년도,가입자일련번호,시도코드\n2024,1,11\n".encode("cp949"), 422, "required columns missing"),
     ],
     ids=["not-csv", "empty", "missing-columns"],
 )
-def test_bad_files_fail_the_job_with_a_clear_message(resources, worker, settings, content, expected):
+def test_bad_files_are_refused_before_a_job_exists(resources, settings, content, status, expected):
     folder = settings.data_dir / "bad"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"bad-{abs(hash(content))}.csv"
     path.write_bytes(content)
-    job = run_job(resources, path, check=False)
-    assert job["status"] == "failed"
-    assert expected in job["error"]
+    with unit_of_work(resources.sessions) as session:
+        jobs_before = session.scalar(select(func.count()).select_from(EtlJob))
+    with pytest.raises(JobInputError) as caught:
+        create_job(resources, path)
+    assert caught.value.status == status and expected in caught.value.message
+    with unit_of_work(resources.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(EtlJob)) == jobs_before
 
 
 def test_truncated_file_rejects_the_cut_line_and_loads_the_rest(resources, worker, settings):

@@ -1,89 +1,28 @@
 """Faults: a worker SIGKILLed mid-job, and Redis restarted (emptied) mid-job. Each job must still
 succeed with exact counts, because job and chunk state live in the database.
 
-Each test runs an isolated system (its own MariaDB database, its own redis-server, its own
-worker and beat processes) so nothing else can finish the job for it.
+Each test runs an isolated system (tests/support/system.py) so nothing else can finish the job.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from shared.cli.db import upgrade
-from shared.config import load_settings
 from shared.etl.jobs import create_job, get_job, wait_for_job
-from shared.resources import Resources
-from tests.support import services
 from tests.support.files import data_lines, sample_file
-from tests.support.worker import BeatProcess, WorkerProcess, wait_until
+from tests.support.system import IsolatedSystem
+from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of our own (no persistence), so killing it disturbs nothing else."""
-
-    def __init__(self, folder):
-        if shutil.which("redis-server") is None:
-            pytest.fail("redis-server is needed for the fault tests")
-        self.port = _free_port()
-        self.folder = folder
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis.Redis(port=self.port).ping(), 30, 0.1, "private redis")
-        return self
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def isolated(tmp_path):
-    base = services.mysql_database_url().rsplit("/", 1)[0]
-    name = "nhis_fault_" + services.unique_name("x").split("-")[1]
-    server = create_engine(base + "/")
-    with server.begin() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}`"))
-    private = PrivateRedis(tmp_path).start()
-    env = {
-        "DATABASE_URL": f"{base}/{name}", "REDIS_URL": f"redis://127.0.0.1:{private.port}/0",
-        "NHIS_DATA_DIR": str(tmp_path / "data"), "NHIS_REAPER_SECONDS": "2",
-        "NHIS_CHUNK_TIMEOUT_SECONDS": "10", "NHIS_CHUNK_ROWS": "2000", "LOG_FORMAT": "json",
-    }
-    resources = Resources(load_settings(
-        database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"], data_dir=env["NHIS_DATA_DIR"],
-        reaper_seconds=2, chunk_timeout_seconds=10, chunk_rows=2000,
-    ))
-    upgrade(resources.engine)
-    procs = []
-    yield env, resources, private, procs
-    for proc in procs:
-        proc.stop()
-    private.kill()
-    resources.dispose()
-    with server.begin() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    server.dispose()
+def system(tmp_path):
+    sys_ = IsolatedSystem(tmp_path, reaper_seconds=2, chunk_timeout_seconds=10, chunk_rows=2000)
+    yield sys_
+    sys_.close()
 
 
 def exact_counts(resources, job, path):
@@ -96,31 +35,30 @@ def exact_counts(resources, job, path):
     assert tuple(stored) == (p["rows_loaded"], p["rows_loaded"])
 
 
-def test_worker_killed_mid_job_then_a_new_worker_finishes_it(isolated, tmp_path):
-    env, resources, _redis, procs = isolated
+def test_worker_killed_mid_job_then_a_new_worker_finishes_it(system):
+    resources = system.resources
     path = sample_file(resources.settings.data_dir / "kill", 40_000, seed=21)  # 20 chunks of 2,000 rows
-    procs.append(BeatProcess(env, tmp_path / "schedule", log_path=tmp_path / "beat.log").start())
-    victim = WorkerProcess(env, concurrency=1, log_path=tmp_path / "victim.log").start(resources.producer)
-    procs.append(victim)
+    system.beat()
+    victim = system.worker("victim")
     job_id = create_job(resources, path)
     wait_until(lambda: get_job(resources, job_id)["progress"]["chunks_done"] >= 2, 120, 0.02, "two chunks done")
     victim.kill()
     assert get_job(resources, job_id)["status"] == "running"
-    procs.append(WorkerProcess(env, concurrency=2, log_path=tmp_path / "rescuer.log").start(resources.producer))
+    system.worker("rescuer", concurrency=2)
     job = wait_for_job(resources, job_id, timeout=240)
     exact_counts(resources, job, path)
 
 
-def test_redis_restarted_mid_job_the_reaper_finishes_it(isolated, tmp_path):
-    env, resources, private, procs = isolated
+def test_redis_restarted_mid_job_the_reaper_finishes_it(system):
+    resources = system.resources
     path = sample_file(resources.settings.data_dir / "redis", 40_000, seed=22)
-    procs.append(WorkerProcess(env, concurrency=1, log_path=tmp_path / "worker.log").start(resources.producer))
-    procs.append(BeatProcess(env, tmp_path / "schedule", log_path=tmp_path / "beat.log").start())
+    system.worker("worker")
+    system.beat()
     job_id = create_job(resources, path)
     wait_until(lambda: get_job(resources, job_id)["progress"]["chunks_done"] >= 2, 120, 0.02, "two chunks done")
-    redis.Redis(port=private.port).set("test:marker", 1)
-    private.kill()  # every queued message, result and lock is gone
-    private.start()
-    assert not redis.Redis(port=private.port).exists("test:marker")  # nothing survived the restart
+    redis.Redis(port=system.redis.port).set("test:marker", 1)
+    system.redis.kill()  # every queued message, result, lock and heartbeat is gone
+    system.redis.start()
+    assert not redis.Redis(port=system.redis.port).exists("test:marker")  # nothing survived the restart
     job = wait_for_job(resources, job_id, timeout=300)
     exact_counts(resources, job, path)

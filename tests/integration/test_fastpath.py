@@ -22,8 +22,7 @@ CASES = [
 @pytest.mark.parametrize(("endpoint", "query"), CASES)
 def test_fast_path_equals_the_flask_route(app, api_key, resources, worker, loaded_for_fastpath, endpoint, query):
     client = app.test_client()
-    key = api_key("stats:read")
-    app.extensions["key_cache"]._entries.pop(key, None)
+    key = api_key("stats:read")  # new, so not cached: the first call goes through Flask
     first = client.get(f"/api/v1/stats/{endpoint}", headers={"X-API-Key": key}, query_string=query)
     assert "request_id" not in (first.get_json() or {})
     fast_calls = []
@@ -44,8 +43,22 @@ def test_fast_path_equals_the_flask_route(app, api_key, resources, worker, loade
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
     assert first.headers["X-Cache"] == second.headers["X-Cache"] == "hit"
-    assert first.headers["Content-Type"] == second.headers["Content-Type"]
-    assert second.headers["X-Request-ID"]
+    assert_same_headers(first, second)
+
+
+# Values that differ per request by design; every other header must be equal on both paths.
+PER_REQUEST = {"X-Request-ID", "X-Response-Time", "RateLimit-Remaining", "RateLimit-Reset", "Date"}
+
+
+def assert_same_headers(flask_answer, fast_answer):
+    """The shared finisher (api/finisher.py) makes both paths send the same header set."""
+    names = {k for k, _ in flask_answer.headers}
+    assert names == {k for k, _ in fast_answer.headers}
+    for name in names - PER_REQUEST:
+        assert flask_answer.headers.get(name) == fast_answer.headers.get(name), name
+    assert {"X-Request-ID", "RateLimit-Limit", "X-Content-Type-Options", "Content-Security-Policy"} <= names
+    assert int(fast_answer.headers["RateLimit-Remaining"]) < int(flask_answer.headers["RateLimit-Remaining"]) or \
+        int(fast_answer.headers["RateLimit-Reset"]) > int(flask_answer.headers["RateLimit-Reset"])  # a new window
 
 
 def test_fast_path_leaves_csv_to_flask(app, api_key, resources, worker, loaded_for_fastpath):
@@ -105,11 +118,8 @@ PEOPLE = [
 ]
 
 
-@pytest.mark.parametrize("person", PEOPLE)
-def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fastpath, person):
-    client = app.test_client()
-    key = api_key("simulate")
-    first = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)  # key not cached: Flask
+def _spied_post(app, client, url, key, body):
+    """POST through the app with a spy on the simulate fast path: (response, fast path answered)."""
     used = []
     fast = app.wsgi_app
     original = fast._simulate
@@ -121,13 +131,67 @@ def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fast
 
     fast._simulate = spy
     try:
-        second = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)
+        response = client.post(url, headers={"X-API-Key": key}, json=body)
     finally:
         fast._simulate = original
-    assert used == [True]
+    return response, used == [True]
+
+
+@pytest.mark.parametrize("query", ["", "?include=what_if", "?include=explanations", "?include=explanations,what_if"])
+@pytest.mark.parametrize("person", PEOPLE)
+def test_simulate_fast_path_equals_the_flask_route(app, api_key, loaded_for_fastpath, person, query):
+    client = app.test_client()
+    key = api_key("simulate")
+    url = "/api/v1/simulate" + query
+    first = client.post(url, headers={"X-API-Key": key}, json=person)  # key not cached: Flask
+    second, fast = _spied_post(app, client, url, key, person)
+    assert fast
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
-    assert first.headers["Content-Type"] == second.headers["Content-Type"]
+    assert_same_headers(first, second)
+    assert second.headers["Cache-Control"] == "no-store"  # the result describes one person
+    body = second.get_json()
+    assert ("what_if" in body) == ("what_if" in query) and ("explanations" in body) == ("explanations" in query)
+    assert body["screening_risk_group"] == body["risk_group"] and body["atp3_risk_category"]
+
+
+def test_simulate_include_is_validated_and_odd_queries_go_to_flask(app, api_key, loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("simulate")
+    person = PEOPLE[0]
+    client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=person)  # cache the key
+    bad, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if,bogus", key, person)
+    assert not fast and bad.status_code == 422
+    assert set(bad.get_json()["error"]["details"]["fields"]) == {"include"}
+    plain, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if", key, person)
+    assert fast
+    odd, fast = _spied_post(app, client, "/api/v1/simulate?include=what_if&unrelated=1", key, person)
+    assert not fast and odd.status_code == 200 and odd.data == plain.data
+
+
+def test_batch_answers_each_person_like_simulate(app, api_key, loaded_for_fastpath):
+    from shared.stats import peer
+
+    peer._cache.clear()  # a "no statistics yet" answer cached by an earlier module would hide the peers
+    client = app.test_client()
+    key = api_key("simulate")
+    people = PEOPLE * 5
+    batch = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key}, json={"people": people})
+    assert batch.status_code == 200
+    singles = [client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=p).get_json() for p in people]
+    assert batch.get_json()["results"] == singles
+    assert all(r["peer"]["available"] and r["peer"]["measurements"] for r in singles if len(r["input"]) > 3)
+    with_parts = client.post("/api/v1/simulate/batch?include=what_if,explanations", headers={"X-API-Key": key},
+                             json={"people": PEOPLE}).get_json()["results"]
+    full = [client.post("/api/v1/simulate?include=what_if,explanations", headers={"X-API-Key": key},
+                        json=p).get_json() for p in PEOPLE]
+    assert with_parts == full
+    bad = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key},
+                      json={"people": [PEOPLE[0], {"sex": "M", "age": 50, "sbp": 900}]})
+    assert bad.status_code == 422
+    assert "people" in bad.get_json()["error"]["details"]["fields"]
+    too_many = client.post("/api/v1/simulate/batch", headers={"X-API-Key": key}, json={"people": [PEOPLE[2]] * 1001})
+    assert too_many.status_code == 422
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,16 @@ def test_embedded_mode_runs_a_task_on_a_worker_subprocess(tmp_path, monkeypatch)
         assert reply["reply"] == "embedded"
     finally:
         worker.stop()
+
+
+def test_models_match_the_migrated_schema_on_mariadb(resources):
+    """The declarative models (what the code reads and writes) and the migrations agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from shared.db.models import Base
+
+    with resources.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []

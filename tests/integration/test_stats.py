@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import text
 
 from api import create_app
+from shared.db.engine import unit_of_work
 from shared.etl.jobs import create_job, wait_for_job
 from shared.stats import store
 from shared.stats.aggregate import RISK_GROUP_COLUMN, RULE_INPUTS
@@ -223,7 +224,11 @@ def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_ye
 
     def consistent():  # beat may publish a newer generation meanwhile; both stores must then agree
         cached = {k.decode(): v for k, v in cache.hgetall(store.CURRENT_KEY).items()}
-        return cached == store.load_generation(resources) and len(cached) > 1
+        generation = cached.pop(store.GENERATION_FIELD, None)
+        with unit_of_work(resources.sessions) as session:
+            latest = store.latest_generation(session)
+        return (cached == store.load_generation(resources, latest) and len(cached) > 1
+                and generation == str(latest).encode())
 
     wait_until(consistent, 20, 0.2, "Redis and the database to hold the same complete generation")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shared.rules import CATEGORY_LEVELS
 from shared.stats.aggregate import (
     CATEGORIES,
     FLAGS,
     MEASURES,
     RISK_COUNT_COLUMN,
     RISK_GROUP_COLUMN,
+    RISK_GROUPINGS,
     RISK_GROUPS,
 )
 
@@ -58,6 +60,8 @@ def make_frame(n: int, seed: int = 0, years: tuple[int, ...] = (2024,),
         f[flag] = arr
     f[RISK_COUNT_COLUMN] = rng.integers(0, 5, n).astype(np.int64)
     f[RISK_GROUP_COLUMN] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
+    for column in RISK_GROUPINGS[1:]:
+        f[column] = rng.choice(np.array(CATEGORY_LEVELS[column], dtype=object), n, p=list(risk_p))
     for c in CATEGORIES:
         f[c] = rng.choice(np.array([*LEVELS[c], None], dtype=object), n, p=[0.55, 0.3, 0.1, 0.05])
     f["urine_protein"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.8, 0.1, 0.05, 0.05])
@@ -73,7 +77,7 @@ def screened_frame(rows: int, year: int = 2024, seed: int = 0, provinces: tuple[
     from shared.data.generate import generate_frame
     from shared.etl.transform import derive
 
-    frame = derive(generate_frame(rows, year=year, seed=seed))
+    frame = derive(generate_frame(rows, year=year, seed=seed), job_id=1, chunk_index=0)
     if provinces is not None:
         frame = frame[frame["province"].isin(provinces)]
     if bands is not None:

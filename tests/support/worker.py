@@ -32,19 +32,22 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = 
 class WorkerProcess:
     """One `celery worker` process group, started with the given environment."""
 
-    def __init__(self, env: dict, concurrency: int = 2, queues: str = "etl,stats", log_path: Path | None = None):
-        self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    def __init__(self, env: dict, concurrency: int = 2, queues: str = "etl,stats", log_path: Path | None = None,
+                 include: str | None = None, name: str | None = None):
+        self.name = name or f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.concurrency = concurrency
         self.queues = queues
         self.log_path = log_path
+        self.include = include  # extra modules the worker imports (test fault injection)
         self.proc: subprocess.Popen | None = None
 
     def start(self, producer, timeout: float = 60) -> WorkerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [*CELERY, "worker", "-Q", self.queues, "--concurrency", str(self.concurrency),
-             "-n", self.name, "--without-mingle", "--without-gossip", "-E", "--loglevel", "INFO"],
+             "-n", self.name, "--without-mingle", "--without-gossip", "-E", "--loglevel", "INFO",
+             *(["-I", self.include] if self.include else [])],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_until(lambda: self._answers(producer), timeout, 0.5, f"worker {self.name} to answer ping")

@@ -15,13 +15,17 @@ from shared.db.engine import unit_of_work
 def app(sqlite_resources, sqlite_settings):
     app = create_app({"data_dir": sqlite_settings.data_dir, "log_format": "console"})
     app.extensions["resources"] = sqlite_resources
+    from api.auth import public
+
     boom = Blueprint("boom", __name__)
 
     @boom.get("/boom")
+    @public
     def _boom():
         raise RuntimeError("secret internals")
 
     @boom.get("/values")
+    @public
     def _values():
         from flask import jsonify
 
@@ -109,7 +113,7 @@ def test_revoked_key_stops_working(app, client, sqlite_resources):
 
         name = session.scalars(select(ApiKey.name).order_by(ApiKey.id.desc())).first()
         revoke_key(session, name)
-    app.extensions["key_cache"]._entries.clear()  # the per-process cache lives at most 10 s
+    app.extensions["key_cache"].clear()  # the per-process cache lives NHIS_KEY_CACHE_SECONDS (test_auth.py)
     assert_envelope(client.get("/api/v1/auth/whoami", headers={"X-API-Key": key}), 401, "unauthorized")
 
 

@@ -1,16 +1,23 @@
 """The column catalog: header spellings, release header lists and code tables."""
 
+import numpy as np
 import pytest
 
 from shared.data.catalog import (
+    AGE_2013_OFFSET,
+    AGE_CODES,
     AGE_GROUPS,
+    AGE_SCHEME_2013,
+    AGE_SCHEME_2014,
     BY_NAME,
     CANONICAL_COLUMNS,
+    PROVINCE_CANONICAL,
     PROVINCES,
     RELEASE_HEADERS,
     REQUIRED_COLUMNS,
     SMOKING,
     STYLE_COLUMNS,
+    canonical_province,
     guess_style,
     match_header,
     normalise_header,
@@ -57,7 +64,10 @@ def test_unknown_header_is_none():
     assert normalise_header(" A b\tC ") == "abc"
 
 
-@pytest.mark.parametrize(("style", "n"), [("2014", 31), ("2017", 34), ("2020", 31), ("2024", 33), ("english", 34)])
+@pytest.mark.parametrize(
+    ("style", "n"),
+    [("2014", 31), ("2017", 34), ("2020", 31), ("2024", 33), ("english", 34), ("2013", 31), ("2019", 34)],
+)
 def test_release_headers_map_completely(style, n):
     headers = RELEASE_HEADERS[style]
     assert len(headers) == n
@@ -82,3 +92,24 @@ def test_code_tables():
     assert SMOKING[3] == "current"
     assert BY_NAME["vision_left"].special_values == (9.9,)
     assert 999.0 in BY_NAME["waist_cm"].sentinels
+
+
+def test_ceilings_are_kept_not_blanked():
+    glucose = BY_NAME["fasting_glucose"]
+    assert glucose.ceilings == (991.0,) and 991.0 not in glucose.sentinels and 9999.0 in glucose.sentinels
+    assert all(BY_NAME[c].ceilings == (999.0,) for c in ("ast", "alt", "ggt"))
+
+
+def test_canonical_provinces():
+    codes = np.array([11.0, 49.0, 50.0, 51.0, 52.0, 42.0, 45.0, np.nan])
+    out = canonical_province(codes)
+    assert out[:7].tolist() == [11, 49, 49, 42, 45, 42, 45] and np.isnan(out[7])
+    assert codes[2] == 50  # the input is not changed
+    assert all(PROVINCES[raw][1] == PROVINCES[canon][1] for raw, canon in PROVINCE_CANONICAL.items())
+
+
+def test_age_schemes():
+    assert AGE_CODES[AGE_SCHEME_2013] == tuple(float(k) for k in range(1, 15))
+    assert AGE_CODES[AGE_SCHEME_2014] == tuple(float(k) for k in range(5, 19))
+    # code k of the 2013 numbering is the band k + 4 of the manual (1 = 20-24, 14 = 85+)
+    assert AGE_GROUPS[1 + AGE_2013_OFFSET][:2] == (20, 24) and AGE_GROUPS[14 + AGE_2013_OFFSET][0] == 85

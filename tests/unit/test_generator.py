@@ -35,7 +35,7 @@ def test_deterministic_and_chunk_independent(tmp_path):
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
 
 
-@pytest.mark.parametrize("style", ["2014", "2017", "2020", "2024", "english"])
+@pytest.mark.parametrize("style", ["2014", "2017", "2020", "2024", "english", "2013", "2019"])
 def test_header_and_formats(tmp_path, style):
     out = tmp_path / "f.csv"
     write_file(out, 50, year=2017 if style in ("2017", "english") else 2020, seed=1, style=style)
@@ -48,6 +48,10 @@ def test_header_and_formats(tmp_path, style):
         assert first[-1] == "20181126"
     if style == "2020":
         assert first[-1] == "2021-12-29"
+    if style == "2019":
+        assert first[-1] == "2021-12-31"
+    if style == "2013":
+        assert first[-1] == "20231220" and "." not in first[7]  # integer waist, like 2014
 
 
 def test_value_formats_2014_vs_2024(tmp_path):
@@ -76,7 +80,7 @@ def test_cli(tmp_path):
 
 
 def test_prevalences_near_anchors():
-    """200k rows of 2024 against nhis-data.md §3 (bands allow sampling noise and model error)."""
+    """200k rows of 2024 against the anchors of docs/DATA.md §4 (bands allow sampling noise and model error)."""
     f = generate_frame(200_000, year=2024, seed=11)
     male = f["sex"] == 1
     bmi = f["weight_kg"] / (f["height_cm"] / 100) ** 2
@@ -115,8 +119,44 @@ def test_prevalences_near_anchors():
     assert f[["height_cm", "weight_kg"]].corr().iloc[0, 1] > 0.5
 
 
-def test_2017_style_has_full_lipids_and_jeju_50():
+def test_2017_style_has_full_lipids_and_jeju_50(tmp_path):
     f = generate_frame(20_000, year=2017, seed=3)
     assert f["total_cholesterol"].notna().mean() > 0.98
-    assert 50 in set(f["province"]) and 49 not in set(f["province"])
     assert f["missing_teeth"].isna().all() and (f["release_date"] == "2018-11-26").all()
+    # the file writes Jeju as 50; the frame (what the reader returns) has the canonical 49
+    write_file(tmp_path / "j.csv", 20_000, year=2017, seed=3, style="2017")
+    written = {int(r.split(",")[4]) for r in lines(tmp_path / "j.csv")[1:-1]}
+    assert 50 in written and 49 not in written
+    assert 49 in set(f["province"]) and 50 not in set(f["province"])
+
+
+def test_existing_styles_unchanged_by_the_new_ones(tmp_path):
+    """The 2013/2019 quirks apply only to those styles: same seed, same rows elsewhere."""
+    write_file(tmp_path / "a.csv", 2000, year=2019, seed=4, style="2020", garbage=False)
+    write_file(tmp_path / "b.csv", 2000, year=2019, seed=4, style="2019", garbage=False)
+    a = [r.split(",") for r in lines(tmp_path / "a.csv")[1:-1]]
+    b = [r.split(",") for r in lines(tmp_path / "b.csv")[1:-1]]
+    drink_a, drink_b = [r[26] for r in a], [r[26] for r in b]
+    assert "0" in drink_a and "0" not in drink_b
+    assert [d if d != "0" else "" for d in drink_a] == drink_b
+    assert [r[:26] for r in a] == [r[:26] for r in b]
+
+
+def test_2013_style_writes_the_old_age_numbering(tmp_path):
+    write_file(tmp_path / "o.csv", 3000, year=2013, seed=8, style="2013", garbage=False)
+    text = lines(tmp_path / "o.csv")
+    assert text[0].split(",")[:5] == ["HCHK_YEAR", "IDV_ID", "SEX", "AGE_GROUP", "SIDO"]
+    written = np.array([int(r.split(",")[3]) for r in text[1:-1]])
+    frame = generate_frame(3000, year=2013, seed=8, style="2013")
+    assert (written + 4 == frame["age_group"].to_numpy()).all()
+    assert written.min() == 1 and written.max() == 14
+
+
+def test_2019_style_drinking_shares():
+    """Blank means "does not drink" in this release: the frame (as read) has realistic shares."""
+    f = generate_frame(50_000, year=2019, seed=2, style="2019")
+    male = f["sex"] == 1
+    assert f["drinking"].notna().all()
+    assert 0.45 < f["drinking"].mean() < 0.55  # 2017 file: 49-50 % drink
+    assert 0.60 < f.loc[male, "drinking"].mean() < 0.72  # 2017: men 67 %
+    assert 0.24 < f.loc[~male, "drinking"].mean() < 0.36  # 2017: women 30 %

@@ -13,9 +13,13 @@ from shared.rules import CVD_MODELS, evaluate_frame, evaluate_person, register_c
 from shared.rules.equations import (
     FRAMINGHAM_2008,
     age_group_from_age,
+    band_bounds,
+    band_bounds_vec,
     band_midpoint,
     band_midpoint_vec,
     bmi,
+    bmi_exact,
+    bmi_exact_vec,
     bmi_vec,
     egfr,
     egfr_vec,
@@ -98,6 +102,35 @@ def test_framingham_age_window_edges_from_bands():
     assert evaluate_person({**base, "age": 29.9})["cvd_10y"]["percent"] is None
 
 
+def test_framingham_treated_sbp_coefficient_for_the_what_if_note():
+    # Same man as the published example, SBP 140 reached on treatment: the ln(SBP) coefficient is
+    # 1.99881 instead of 1.93303, so the linear predictor rises by 0.06578 * ln 140 = 0.06578 * 4.941642
+    # = 0.325061: 24.195485 + 0.325061 = 24.520546 ; minus 23.9802 = 0.540346 ; exp = 1.716601 ;
+    # risk = 1 - 0.88936 ** 1.716601 = 18.23 %
+    x = {"sex": 1, "age": 55, "total_cholesterol": 213, "hdl": 50, "sbp": 140, "current_smoker": 0, "diabetes": 0}
+    assert FRAMINGHAM_2008.risk_one(x) == (13.53, None)
+    assert FRAMINGHAM_2008.risk_one({**x, "bp_treated": 1.0}) == (18.23, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "inside", "outside"),
+    [("total_cholesterol", (100, 400), (99, 401)), ("hdl", (20, 100), (19, 101)), ("sbp", (90, 200), (89, 201))],
+)
+def test_framingham_derivation_ranges_give_null_with_a_reason(name, inside, outside):
+    x = {"sex": 2, "age": 50.0, "total_cholesterol": 200.0, "hdl": 50.0, "sbp": 130.0, "current_smoker": 0.0,
+         "diabetes": 0.0}
+    for v in inside:
+        assert FRAMINGHAM_2008.risk_one({**x, name: float(v)})[0] is not None
+    lo, hi = inside
+    for v in outside:
+        assert FRAMINGHAM_2008.risk_one({**x, name: float(v)}) == (
+            None, f"{name} {v:g} outside the model range {lo:g}-{hi:g}")
+    rows = {k: np.array([float(val)] * 4) for k, val in x.items()}
+    rows[name] = np.array([float(inside[0]), float(inside[1]), float(outside[0]), float(outside[1])])
+    got = FRAMINGHAM_2008.risk_vec(rows)
+    assert not np.isnan(got[:2]).any() and np.isnan(got[2:]).all()
+
+
 # --- CKD-EPI 2021 (Inker, NEJM 2021;385:1737) ------------------------------------------------------
 @pytest.mark.parametrize(
     ("scr", "male", "age", "expected"),
@@ -144,13 +177,23 @@ def test_band_midpoints():
     assert age_group_from_age(99) == 18 and age_group_from_age(-1) is None
 
 
-def test_bmi_both_forms_agree_on_rounding():
+def test_band_bounds():
+    assert band_bounds(10) == (45.0, 49.0) and band_bounds(12) == (55.0, 59.0) and band_bounds(5) == (20.0, 24.0)
+    assert band_bounds(18) == (85.0, math.inf) and band_bounds(None) is None and band_bounds(0) is None
+    lo, hi = band_bounds_vec(np.array([10.0, 18.0, np.nan, 19.0]))
+    assert lo[:2].tolist() == [45.0, 85.0] and hi[0] == 49.0 and math.isinf(hi[1])
+    assert np.isnan(lo[2:]).all() and np.isnan(hi[2:]).all()
+
+
+def test_bmi_both_forms_agree_exact_and_rounded():
     h = np.array([150.0, 155, 160, 165, 170, 175, 180, 100, 100])
     w = np.array([45.0, 50, 55, 60, 65, 70, 75, 24.96, 24.94])
-    vec = bmi_vec(h, w)
+    exact = bmi_exact_vec(h, w)
+    assert [bmi_exact(a, b) for a, b in zip(h, w, strict=True)] == exact.tolist()  # bit for bit
+    vec = bmi_vec(exact)
     assert [bmi(a, b) for a, b in zip(h, w, strict=True)] == vec.tolist()
     assert vec[-2:].tolist() == [25.0, 24.9]
-    assert bmi(0, 60) is None and np.isnan(bmi_vec(np.array([0.0]), np.array([60.0]))[0])
+    assert bmi(0, 60) is None and np.isnan(bmi_exact_vec(np.array([0.0]), np.array([60.0]))[0])
 
 
 # --- pluggable model -------------------------------------------------------------------------------

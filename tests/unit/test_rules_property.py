@@ -1,8 +1,9 @@
-"""The vectorised and scalar paths agree on 100,000 random people (nulls and exact thresholds included).
+"""The numpy core and the scalar path agree on 100,000 random people (nulls and exact thresholds included).
 
 One DataFrame, one evaluate_frame call, then evaluate_person row by row and a comparison of every
 derived column. Values are drawn a third from each guideline's cut points (and one grid step either
-side), the rest from a wide range or missing, so every boundary is hit thousands of times.
+side), the rest from a wide range or missing, so every boundary is hit thousands of times. The
+batch layout (numpy core) is compared with the one-person layout the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +15,19 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.rules import DERIVED_COLUMNS, evaluate_frame, evaluate_person
-from shared.rules.table import BAND_RULES, BP_RULE, EXTRA_FLAG_RULES, FLAG_RULES, FlagRule
+from shared.rules import CATEGORY_LEVELS, DERIVED_COLUMNS, evaluate_batch, evaluate_frame, evaluate_person
+from shared.rules.equations import FRAMINGHAM_2008
+from shared.rules.layout import person_response
+from shared.rules.scalar import evaluate_scalar
+from shared.rules.table import (
+    ATP3_RULE,
+    BAND_RULES,
+    BP_RULE,
+    EXTRA_FLAG_RULES,
+    FLAG_RULES,
+    ISOLATED_SYSTOLIC_RULE,
+    FlagRule,
+)
 
 N = 100_000
 RANGES = {
@@ -29,10 +41,13 @@ RANGES = {
 def cut_points() -> dict[str, list[float]]:
     """Every threshold in the table, by input, with one step either side."""
     pts: dict[str, set[float]] = {k: set() for k in RANGES}
-    for rule in (*FLAG_RULES, *EXTRA_FLAG_RULES):
-        if isinstance(rule, FlagRule):
+    for rule in (*FLAG_RULES, *EXTRA_FLAG_RULES, ISOLATED_SYSTOLIC_RULE):
+        if isinstance(rule, FlagRule) or rule is ISOLATED_SYSTOLIC_RULE:
             for c in rule.conditions:
                 pts.setdefault(c.input, set()).update({c.threshold.male, c.threshold.female})
+    pts["hdl"].add(ATP3_RULE.negative.threshold.male)
+    for r in FRAMINGHAM_2008.ranges:  # the model's derivation ranges
+        pts[r.name].update({r.lo, r.hi})
     for rule in BAND_RULES:
         for c in rule.cuts:
             pts.setdefault(rule.input, set()).update({c.male, c.female})
@@ -72,7 +87,13 @@ def random_people(n: int, seed: int) -> pd.DataFrame:
     cols["drinking"] = rng.choice(np.array([0.0, 1.0, np.nan]), n)
     df = pd.DataFrame(cols)
     df["sex"] = rng.choice(np.array([1, 2, 0], dtype=np.int64), n, p=[0.49, 0.49, 0.02])  # 0: unknown sex
-    df["age_group"] = rng.integers(1, 19, n, dtype=np.int64)
+    group = rng.integers(1, 19, n).astype(np.float64)
+    group[rng.random(n) < 0.03] = np.nan
+    df["age_group"] = group
+    # an exact age for a quarter (as /simulate accepts), often at a rule's age boundary
+    edges = np.array([19.9, 20.0, 29.9, 30.0, 44.9, 45.0, 54.9, 55.0, 74.9, 75.0, -1.0])
+    exact = np.where(rng.random(n) < 0.5, edges[rng.integers(0, len(edges), n)], np.round(rng.uniform(0, 100, n), 1))
+    df["age"] = np.where(rng.random(n) < 0.25, exact, np.nan)
     return df
 
 
@@ -115,18 +136,33 @@ def test_vector_and_scalar_paths_agree_on_100k_people():
 def test_generated_people_hit_every_state():
     """Guard against a generator that silently stops exercising nulls or boundaries."""
     out = evaluate_frame(random_people(20_000, seed=7))
-    for c in ("flag_hypertension", "flag_low_hdl", "metabolic_syndrome", "ggt_high", "mets_hdl"):
+    for c in ("flag_hypertension", "flag_low_hdl", "metabolic_syndrome", "ggt_high", "mets_hdl", "isolated_systolic",
+              "dyslipidaemia"):
         assert out[c].isna().any() and out[c].eq(True).any() and out[c].eq(False).any(), c
-    assert set(out["risk_group"].astype(object)) == {
-        "CHD_RISK_EQUIVALENT", "MULTIPLE_RISK_FACTORS", "ZERO_TO_ONE_RISK_FACTOR", "INDETERMINATE"}
-    assert set(out["bp_category"].dropna().astype(object)) == set(BP_RULE.labels)
+    for c in ("screening_risk_group", "atp3_risk_category", "bp_category"):
+        assert set(out[c].dropna().astype(object)) == set(CATEGORY_LEVELS[c]), c
+    assert out["egfr"].isna().any() and out["cvd_10y"].notna().any()
+
+
+def test_batch_layout_equals_the_one_person_layout():
+    """evaluate_batch (numpy core) gives exactly the /simulate default answer of each person."""
+    df = random_people(5_000, seed=99)
+    people = [{k: v for k, v in p.items() if not (isinstance(v, float) and math.isnan(v))}
+              for p in df.to_dict("records")]
+    for p in people[::3]:
+        p["sex"] = {1: "M", 2: "F"}.get(p["sex"], p["sex"])  # the API's spelling
+    batch = evaluate_batch(people)
+    single = [person_response(evaluate_scalar(p)) for p in people]
+    mismatches = [(i, k) for i, (a, b) in enumerate(zip(batch, single, strict=True)) for k in a if a[k] != b[k]]
+    assert not mismatches, mismatches[:10]
+    assert evaluate_batch([]) == []
 
 
 maybe = st.one_of(st.none(), st.floats(min_value=0, max_value=400, allow_nan=False), st.sampled_from([
     40.0, 50.0, 85.0, 90.0, 100.0, 120.0, 126.0, 130.0, 140.0, 150.0, 160.0, 200.0, 240.0]))
 person_strategy = st.fixed_dictionaries(
     {"sex": st.sampled_from([1, 2]), "age_group": st.integers(1, 18), "smoking": st.sampled_from([1.0, 2.0, 3.0, None])},
-    optional={k: maybe for k in RANGES},
+    optional={**{k: maybe for k in RANGES}, "age": st.sampled_from([19.0, 20.0, 44.0, 45.0, 54.0, 55.0, 74.0, 75.0])},
 )
 
 
@@ -139,13 +175,14 @@ def test_paths_agree_hypothesis(people):
     df["smoking"] = df["smoking"].astype("float64")
     df["sex"] = df["sex"].astype("int64")
     df["age_group"] = df["age_group"].astype("int64")
+    df["age"] = df["age"].astype("float64") if "age" in df.columns else np.nan
     assert_paths_agree(df)
 
 
 any_float = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e3, 1e3))
 wild_person = st.fixed_dictionaries(
     {"sex": st.sampled_from([1, 2, 0]), "age_group": st.integers(0, 20)},
-    optional={k: any_float for k in (*RANGES, "smoking", "urine_protein")},
+    optional={k: any_float for k in (*RANGES, "smoking", "urine_protein", "age")},
 )
 
 
@@ -154,7 +191,7 @@ wild_person = st.fixed_dictionaries(
 def test_paths_agree_on_absurd_values(people):
     """Out-of-range, negative, tiny, huge and infinite values never crash and still agree."""
     df = pd.DataFrame(people)
-    for k in (*RANGES, "smoking", "urine_protein"):
+    for k in (*RANGES, "smoking", "urine_protein", "age"):
         df[k] = df[k].astype("float64") if k in df.columns else np.nan
     df["sex"] = df["sex"].astype("int64")
     df["age_group"] = df["age_group"].astype("int64")

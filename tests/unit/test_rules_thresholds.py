@@ -18,13 +18,14 @@ from shared.rules import (
     DERIVED_KINDS,
     DISCLAIMER,
     GUIDELINES,
+    RULE_INPUTS,
     RULE_VERSION,
     evaluate_frame,
     evaluate_person,
 )
-from shared.rules.evaluate import _Sex, band_vec
-from shared.rules.person import _BANDS, _band
-from shared.rules.table import INPUTS, NUMERIC_INPUTS
+from shared.rules.scalar import BANDS, band
+from shared.rules.table import BAND_RULES, INPUTS, NUMERIC_INPUTS, RAW_INPUTS
+from shared.rules.vector import _Sex, band_vec
 
 M, F, UNKNOWN_SEX = 1, 2, 0
 
@@ -98,12 +99,14 @@ def test_single_threshold_flags(column, inp, at, below, at_value, below_value):
         assert derive(sex=sex, **{inp: None})[column] is None
 
 
-def test_obesity_uses_rounded_bmi():
+def test_bmi_rules_use_the_unrounded_bmi():
     # height 100 cm -> BMI = weight
     assert derive(height_cm=100, weight_kg=25)["flag_obesity"] is True
-    assert derive(height_cm=100, weight_kg=24.9)["flag_obesity"] is False
-    d = derive(height_cm=100, weight_kg=24.96)  # reported BMI 25.0 -> obese (as published, 1 decimal)
-    assert d["bmi"] == 25.0 and d["flag_obesity"] is True
+    assert derive(height_cm=100, weight_kg=24.99)["flag_obesity"] is False
+    d = derive(height_cm=100, weight_kg=24.96)  # reported BMI 25.0, but 24.96 < 25: not obese
+    assert d["bmi"] == 25.0 and d["flag_obesity"] is False and d["bmi_class"] == "pre_obese"
+    d = derive(height_cm=155, weight_kg=60)  # 24.97 -> shown as 25.0, classified pre-obese
+    assert d["bmi"] == 25.0 and d["flag_obesity"] is False and d["bmi_class"] == "pre_obese"
     assert derive(height_cm=100, weight_kg=24.94)["bmi"] == 24.9
     assert derive(height_cm=170, weight_kg=None)["flag_obesity"] is None
     assert derive(height_cm=None, weight_kg=70)["bmi"] is None
@@ -166,13 +169,13 @@ def test_sex_independent_rules_still_work_without_sex():
         (119, 80, "prehypertension"),  # the higher category wins
         (125, 85, "prehypertension"),
         (139, 89, "prehypertension"),
-        (140, 79, "isolated_systolic"),  # SBP >= 140 and DBP < 90
-        (140, 89, "isolated_systolic"),
-        (159, 70, "isolated_systolic"),
+        (140, 79, "stage1"),  # isolated systolic is grade 1 here, with its own indicator
+        (140, 89, "stage1"),
+        (159, 70, "stage1"),
         (140, 90, "stage1"),
         (135, 92, "stage1"),
         (159, 99, "stage1"),
-        (160, 70, "stage2"),  # SBP >= 160 stays stage2 even when DBP < 90 (documented choice)
+        (160, 70, "stage2"),  # the higher of SBP/DBP
         (120, 100, "stage2"),
         (170, 105, "stage2"),
         (None, 80, None),
@@ -181,6 +184,24 @@ def test_sex_independent_rules_still_work_without_sex():
 )
 def test_bp_category(sbp, dbp, expected):
     assert derive(sbp=sbp, dbp=dbp)["bp_category"] == expected
+
+
+@pytest.mark.parametrize(
+    ("sbp", "dbp", "expected"),
+    [
+        (140, 89, True),  # KSH 2018: SBP >= 140 and DBP < 90
+        (165, 70, True),  # any grade
+        (139, 70, False),
+        (140, 90, False),
+        (150, None, None),  # DBP could be either side of 90
+        (None, 85, None),
+        (130, None, False),  # one known failing condition decides
+        (None, 95, False),
+        (None, None, None),
+    ],
+)
+def test_isolated_systolic_tri_state(sbp, dbp, expected):
+    assert derive(sbp=sbp, dbp=dbp)["isolated_systolic"] is expected
 
 
 CATEGORY_CASES = [
@@ -270,10 +291,11 @@ def test_anemia_severity_who(sex, hb, expected):
 )
 def test_egfr_stage_kdigo_both_paths(egfr, expected):
     # eGFR is computed, so the stage band is driven directly through both evaluators' band code.
-    rule, cuts = next((r, c) for r, c in _BANDS if r.column == "egfr_stage")
-    assert _band(rule, cuts, {"egfr": egfr}, True) == expected
-    codes = band_vec(rule, {"egfr": np.array([np.nan if egfr is None else egfr])}, _Sex(np.array([1.0])))
-    assert (None if codes[0] < 0 else rule.labels[codes[0]]) == expected
+    rule = next(r for r in BANDS if r.column == "egfr_stage")
+    assert band(rule, egfr, True) == expected
+    table_rule = next(r for r in BAND_RULES if r.column == "egfr_stage")
+    codes = band_vec(table_rule, {"egfr": np.array([np.nan if egfr is None else egfr])}, _Sex(np.array([1.0])))
+    assert (None if codes[0] < 0 else table_rule.labels[codes[0]]) == expected
 
 
 def test_egfr_stage_matches_computed_egfr():
@@ -330,9 +352,9 @@ ALL_NORMAL = dict(sbp=118, dbp=75, fasting_glucose=90, total_cholesterol=180, tr
         ({"sbp": 150, "smoking": 3, "total_cholesterol": 250, "weight_kg": 80}, "MULTIPLE_RISK_FACTORS", 4),
     ],
 )
-def test_risk_group(changes, group, count):
+def test_screening_risk_group(changes, group, count):
     d = derive(**{**ALL_NORMAL, **changes})
-    assert d["risk_group"] == group
+    assert d["screening_risk_group"] == group
     assert d["risk_factor_count"] == count
 
 
@@ -357,18 +379,23 @@ def test_scalar_input_normalisation():
 
 def test_result_shape():
     r = evaluate_person({"sex": 2, "age_group": 12, "sbp": 152, "dbp": 96})
-    assert set(r) >= {"bmi", "flags", "risk_factor_count", "risk_group", "categories", "metabolic_syndrome",
-                      "cvd_10y", "what_if", "explanations", "rule_version", "derived", "disclaimer"}
+    assert list(r) == ["bmi", "flags", "risk_factor_count", "screening_risk_group", "risk_group",
+                       "atp3_risk_category", "atp3_risk_factor_count", "categories", "metabolic_syndrome",
+                       "cvd_10y", "what_if", "explanations", "age", "rule_version", "disclaimer", "derived"]
+    assert r["risk_group"] == r["screening_risk_group"]  # deprecated alias, same value
     assert set(r["flags"]) == {"hypertension", "diabetes", "high_total_cholesterol", "high_triglycerides",
                                "low_hdl", "obesity", "smoking"}
-    assert set(r["categories"]) == {"blood_pressure", "glucose", "bmi_class", "abdominal_obesity",
-                                    "total_cholesterol", "ldl", "triglycerides", "hdl", "anemia",
-                                    "anemia_severity", "egfr", "egfr_stage", "proteinuria",
-                                    "liver_enzymes_high", "ggt_high"}
+    assert set(r["categories"]) == {"blood_pressure", "isolated_systolic", "glucose", "bmi_class",
+                                    "abdominal_obesity", "total_cholesterol", "ldl", "triglycerides", "hdl",
+                                    "dyslipidaemia", "anemia", "anemia_severity", "egfr", "egfr_stage",
+                                    "egfr_reason", "proteinuria", "liver_enzymes_high", "ggt_high"}
     assert set(r["metabolic_syndrome"]) == {"waist", "triglycerides", "hdl", "blood_pressure", "glucose", "verdict"}
     assert set(r["cvd_10y"]) == {"percent", "model", "caveat", "reason"}
     assert list(r["derived"]) == list(DERIVED_COLUMNS)
     assert r["rule_version"] == RULE_VERSION and "not a diagnosis" in DISCLAIMER
+    lean = evaluate_person({"sex": 2, "age_group": 12, "sbp": 152, "dbp": 96}, include=())
+    assert "what_if" not in lean and "explanations" not in lean
+    assert {k: v for k, v in r.items() if k not in ("what_if", "explanations")} == lean
 
 
 def test_explanations_cite_guidelines():
@@ -408,7 +435,8 @@ def test_frame_contract_dtypes_index_and_missing_columns():
     htn = out["flag_hypertension"]
     assert bool(htn.iloc[0]) and bool(htn.iloc[1]) and htn.isna().iloc[2]  # 120/missing -> unknown
     assert out["flag_diabetes"].isna().all()
-    assert out["risk_group"].astype(object).tolist() == ["INDETERMINATE"] * 3
+    assert out["screening_risk_group"].astype(object).tolist() == ["INDETERMINATE"] * 3
+    assert out["atp3_risk_category"].astype(object).tolist() == ["INDETERMINATE"] * 3
     assert len(evaluate_frame(df.iloc[:0])) == 0
 
 
@@ -418,3 +446,130 @@ def test_every_rule_cites_a_registered_guideline():
     assert set(COLUMN_GUIDELINE) == set(DERIVED_COLUMNS)
     assert all(g in GUIDELINES for g in COLUMN_GUIDELINE.values())
     assert all(spec.unit is not None for spec in INPUTS.values())
+
+
+# --- NCEP ATP III risk category ----------------------------------------------------------------------
+ATP3_BASE = dict(sbp=118, dbp=75, fasting_glucose=90, hdl=50, smoking=1)
+
+
+@pytest.mark.parametrize(
+    ("sex", "age_group", "changes", "category", "count"),
+    [
+        (M, 9, {}, "ZERO_TO_ONE_RISK_FACTOR", 0),  # 40-44: under 45
+        (M, 10, {}, "ZERO_TO_ONE_RISK_FACTOR", 1),  # 45-49: age counts
+        (M, 10, {"smoking": 3}, "TWO_PLUS_RISK_FACTORS", 2),
+        (F, 11, {"smoking": 3}, "ZERO_TO_ONE_RISK_FACTOR", 1),  # women: 50-54 under 55
+        (F, 12, {"smoking": 3}, "TWO_PLUS_RISK_FACTORS", 2),  # 55-59
+        (M, 13, {"sbp": 150}, "TWO_PLUS_RISK_FACTORS", 2),  # the issue's 60-year-old man with SBP 150
+        (M, 13, {"sbp": 150, "hdl": 60}, "ZERO_TO_ONE_RISK_FACTOR", 1),  # HDL >= 60 subtracts one
+        (M, 13, {"sbp": 150, "hdl": 59}, "TWO_PLUS_RISK_FACTORS", 2),
+        (M, 13, {"sbp": 150, "hdl": 39}, "TWO_PLUS_RISK_FACTORS", 3),  # HDL < 40 adds one
+        (M, 13, {"dbp": 90}, "TWO_PLUS_RISK_FACTORS", 2),  # BP >= 140/90 by DBP
+        (M, 13, {"fasting_glucose": 126}, "CHD_RISK_EQUIVALENT", 1),  # diabetes = CHD risk equivalent
+        (M, 13, {"fasting_glucose": None}, "INDETERMINATE", 1),  # could be diabetic
+        (M, 13, {"hdl": None}, "INDETERMINATE", 1),  # 1 known + HDL in [-1, +1]: 0..2
+        (M, 9, {"hdl": None}, "ZERO_TO_ONE_RISK_FACTOR", 0),  # at most 1 whatever HDL is
+        (M, 13, {"hdl": None, "smoking": 3, "sbp": 150}, "TWO_PLUS_RISK_FACTORS", 3),  # at least 2 anyway
+        (M, 9, {"smoking": None}, "ZERO_TO_ONE_RISK_FACTOR", 0),
+        (M, 10, {"smoking": None}, "INDETERMINATE", 1),
+        (UNKNOWN_SEX, 13, {}, "ZERO_TO_ONE_RISK_FACTOR", 0),  # age unknown (sex-specific cut): at most 1
+        (UNKNOWN_SEX, 13, {"smoking": 3}, "INDETERMINATE", 1),  # ... and now 1 or 2
+        (M, 0, {}, "ZERO_TO_ONE_RISK_FACTOR", 0),  # age unknown but nothing else could reach 2
+        (M, 0, {"smoking": 3}, "INDETERMINATE", 1),
+    ],
+)
+def test_atp3_risk_category(sex, age_group, changes, category, count):
+    d = derive(sex=sex, age_group=age_group, **{**ATP3_BASE, **changes})
+    assert (d["atp3_risk_category"], d["atp3_risk_factor_count"]) == (category, count)
+
+
+def test_atp3_age_from_exact_years_and_band_boundaries():
+    # bands are 5k-5..5k-1, so 45 and 55 are band boundaries: no band straddles them
+    assert derive(sex=M, age_group=10, age=44, smoking=3, **{k: v for k, v in ATP3_BASE.items() if k != "smoking"})[
+        "atp3_risk_category"] == "ZERO_TO_ONE_RISK_FACTOR"  # exact age wins over the band
+    assert derive(sex=M, age_group=9, age=45, smoking=3, **{k: v for k, v in ATP3_BASE.items() if k != "smoking"})[
+        "atp3_risk_category"] == "TWO_PLUS_RISK_FACTORS"
+    r = evaluate_person({"sex": "F", "age": 55, **ATP3_BASE, "smoking": "current"})
+    assert r["atp3_risk_category"] == "TWO_PLUS_RISK_FACTORS" and r["atp3_risk_factor_count"] == 2
+
+
+def test_screening_group_and_atp3_differ_where_the_issue_says():
+    # TC, TG and BMI count in the screening group but not in ATP III; age counts only in ATP III
+    d = derive(sex=M, age_group=13, sbp=150, dbp=80, fasting_glucose=90, total_cholesterol=180,
+               triglycerides=100, hdl=50, height_cm=170, weight_kg=60, smoking=1)
+    assert d["screening_risk_group"] == "ZERO_TO_ONE_RISK_FACTOR"
+    assert d["atp3_risk_category"] == "TWO_PLUS_RISK_FACTORS"
+    d = derive(sex=F, age_group=7, sbp=118, dbp=75, fasting_glucose=90, total_cholesterol=250,
+               triglycerides=250, hdl=50, height_cm=160, weight_kg=70, smoking=1)
+    assert d["screening_risk_group"] == "MULTIPLE_RISK_FACTORS"
+    assert d["atp3_risk_category"] == "ZERO_TO_ONE_RISK_FACTOR"
+
+
+# --- dyslipidaemia -----------------------------------------------------------------------------------
+LIPIDS_NORMAL = dict(total_cholesterol=239, ldl=159, triglycerides=199, hdl=40)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, False),
+        ({"total_cholesterol": 240}, True),
+        ({"ldl": 160}, True),
+        ({"triglycerides": 200}, True),
+        ({"hdl": 39}, True),
+        ({"ldl": None}, None),  # LDL unknown could still be >= 160
+        ({"ldl": None, "triglycerides": 450}, True),  # one known abnormality decides
+        ({k: None for k in LIPIDS_NORMAL}, None),
+    ],
+)
+def test_dyslipidaemia_tri_state(changes, expected):
+    assert derive(**{**LIPIDS_NORMAL, **changes})["dyslipidaemia"] is expected
+
+
+# --- eGFR for adults only ------------------------------------------------------------------------------
+def test_egfr_only_for_adults():
+    assert derive(sex=F, age_group=5, creatinine=0.8)["egfr"] is not None  # 20-24
+    d = derive(sex=F, age_group=4, creatinine=0.8)  # 15-19
+    assert d["egfr"] is None and d["egfr_stage"] is None
+    r = evaluate_person({"sex": 2, "age_group": 4, "creatinine": 0.8}, include=("explanations",))
+    assert r["categories"]["egfr_reason"] == "age band 4 (15-19) is under 20: CKD-EPI 2021 is used for adults only"
+    assert any("eGFR not computed: age band 4" in e["text"] for e in r["explanations"])
+    assert evaluate_person({"sex": 2, "age": 19, "creatinine": 0.8})["categories"]["egfr_reason"].startswith("age 19 ")
+    assert evaluate_person({"sex": 2, "age": 20, "creatinine": 0.8})["categories"]["egfr_reason"] is None
+    assert evaluate_person({"sex": 2, "age": 40})["categories"]["egfr_reason"] == "missing: creatinine"
+
+
+# --- raw inputs of every rule (the complete-panel population of the statistics) -------------------------
+def test_rule_inputs_are_raw_columns_and_transitive():
+    assert set(RULE_INPUTS) == set(DERIVED_COLUMNS)
+    assert all(isinstance(v, tuple) and v and set(v) <= set(RAW_INPUTS) for v in RULE_INPUTS.values())
+    assert RULE_INPUTS["bmi"] == RULE_INPUTS["flag_obesity"] == RULE_INPUTS["bmi_class"] == ("height_cm", "weight_kg")
+    assert RULE_INPUTS["flag_hypertension"] == ("sbp", "dbp")
+    assert set(RULE_INPUTS["metabolic_syndrome"]) == {"sex", "waist_cm", "triglycerides", "hdl", "sbp", "dbp",
+                                                      "fasting_glucose"}
+    assert set(RULE_INPUTS["screening_risk_group"]) == {"sbp", "dbp", "fasting_glucose", "total_cholesterol",
+                                                        "triglycerides", "hdl", "height_cm", "weight_kg", "smoking"}
+    assert set(RULE_INPUTS["atp3_risk_category"]) == {"sex", "age_group", "sbp", "dbp", "fasting_glucose", "hdl",
+                                                      "smoking"}
+    assert set(RULE_INPUTS["dyslipidaemia"]) == {"total_cholesterol", "ldl", "triglycerides", "hdl"}
+    assert set(RULE_INPUTS["egfr_stage"]) == {"creatinine", "sex", "age_group"}
+    assert set(RULE_INPUTS["cvd_10y"]) == {"sex", "age_group", "total_cholesterol", "hdl", "sbp", "smoking",
+                                           "fasting_glucose"}
+
+
+def test_rule_inputs_are_all_a_rule_reads():
+    """Every input outside a rule's RULE_INPUTS can be wiped without changing that rule's value."""
+    rng = np.random.default_rng(3)
+    people = [{"sex": int(rng.choice([1, 2])), "age_group": int(rng.integers(5, 19)), "height_cm": 165.0,
+               "weight_kg": float(rng.integers(45, 95)), "waist_cm": float(rng.integers(65, 105)),
+               "sbp": float(rng.integers(100, 170)), "dbp": float(rng.integers(60, 105)),
+               "fasting_glucose": float(rng.integers(80, 140)), "total_cholesterol": float(rng.integers(150, 280)),
+               "triglycerides": float(rng.integers(60, 300)), "hdl": float(rng.integers(30, 75)),
+               "ldl": float(rng.integers(70, 190)), "hemoglobin": 13.0, "creatinine": 0.9, "ast": 30.0,
+               "alt": 30.0, "ggt": 40.0, "urine_protein": 1.0, "smoking": float(rng.choice([1, 2, 3]))}
+              for _ in range(40)]
+    for person in people:
+        full = evaluate_person(person, include=())["derived"]
+        for column, needed in RULE_INPUTS.items():
+            kept = {k: v for k, v in person.items() if k in needed}
+            assert evaluate_person(kept, include=())["derived"][column] == full[column], column

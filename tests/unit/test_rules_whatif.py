@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.rules import evaluate_person
-from shared.rules.equations import bmi
+from shared.rules.equations import bmi_exact
 
 BASE = dict(sex=1, age_group=12, sbp=118, dbp=75, fasting_glucose=90, total_cholesterol=180, triglycerides=100,
             hdl=55, height_cm=170, weight_kg=60, waist_cm=80, smoking=1)
@@ -63,7 +63,7 @@ def test_weight_target_is_the_heaviest_non_obese_weight():
     e = what_if(weight_kg=80)["obesity"]
     assert e["input"] == "weight_kg" and e["current"] == 80
     w = e["target"]
-    assert bmi(170, w) < 25 <= bmi(170, round(w + 0.1, 1))
+    assert bmi_exact(170, w) < 25 <= bmi_exact(170, round(w + 0.1, 1))  # the rule reads the unrounded BMI
 
 
 def test_group_change_is_reported():
@@ -118,9 +118,49 @@ def test_applying_each_what_if_reproduces_its_claims():
             after = evaluate_person(changed)
             column = e["factor"] if e["factor"].startswith("mets_") else f"flag_{e['factor']}"
             assert after["derived"][column] is e["factor_after"]
-            assert after["risk_group"] == e["risk_group_after"]
-            assert e["changes_group"] == (after["risk_group"] != before["risk_group"])
+            assert after["screening_risk_group"] == e["screening_risk_group_after"] == e["risk_group_after"]
+            assert e["changes_group"] == (after["screening_risk_group"] != before["screening_risk_group"])
+            assert after["atp3_risk_category"] == e["atp3_risk_category_after"]
+            assert e["changes_atp3_category"] == (after["atp3_risk_category"] != before["atp3_risk_category"])
+            bp_moved = {e["input"], *(a["input"] for a in e["also"])} & {"sbp", "dbp"}
+            assert (e["note"] is not None) == bool(bp_moved)
+            if not bp_moved:
+                assert e["cvd_10y_after_if_treated"] is None
             assert after["metabolic_syndrome"]["verdict"] is e["metabolic_syndrome_after"]
             assert after["cvd_10y"]["percent"] == e["cvd_10y_after"]
             checked += 1
     assert checked > 1500
+
+
+def test_lowered_bp_notes_the_treated_coefficient():
+    r = evaluate_person({**BASE, "age_group": 11, "sbp": 150, "dbp": 80, "smoking": 3})
+    e = {x["factor"]: x for x in r["what_if"]}["hypertension"]
+    assert (e["input"], e["target"]) == ("sbp", 139)
+    assert "treated" in e["note"]
+    # SBP 139 reached on drugs: same person, treated-SBP coefficient (the model's, not ours)
+    from shared.rules.equations import FRAMINGHAM_2008
+
+    x = {"sex": 1, "age": 52.0, "total_cholesterol": 180.0, "hdl": 55.0, "sbp": 139.0, "current_smoker": 1.0,
+         "diabetes": 0.0}
+    assert e["cvd_10y_after"] == FRAMINGHAM_2008.risk_one(x)[0]
+    assert e["cvd_10y_after_if_treated"] == FRAMINGHAM_2008.risk_one({**x, "bp_treated": 1.0})[0]
+    # lower than today if the SBP falls untreated; on drugs the model's treated coefficient can
+    # even put the estimate above today's untreated 150 mmHg (what the note warns about)
+    assert e["cvd_10y_after"] < r["cvd_10y"]["percent"] < e["cvd_10y_after_if_treated"]
+    smoking = {x["factor"]: x for x in r["what_if"]}["smoking"]
+    assert smoking["note"] is None and smoking["cvd_10y_after_if_treated"] is None
+
+
+def test_dbp_only_change_keeps_sbp_but_is_treated():
+    r = evaluate_person({**BASE, "sbp": 130, "dbp": 95})
+    e = {x["factor"]: x for x in r["what_if"]}["hypertension"]
+    assert (e["input"], e["target"], e["also"]) == ("dbp", 89, [])
+    assert e["cvd_10y_after"] == r["cvd_10y"]["percent"]  # DBP is not in the model
+    assert e["cvd_10y_after_if_treated"] > e["cvd_10y_after"] and e["note"]
+
+
+def test_atp3_category_after():
+    # man 55-59 (age factor) who smokes: two ATP III factors; quitting leaves one
+    w = what_if(smoking=3)
+    assert w["smoking"]["atp3_risk_category_after"] == "ZERO_TO_ONE_RISK_FACTOR"
+    assert w["smoking"]["changes_atp3_category"] is True

@@ -183,8 +183,8 @@ def test_factors_over_all_people_and_over_the_complete_panel(plain, frame, sex, 
             assert pblock["values"][value]["n"] == n_panel
             assert pblock["values"][value]["percent"] == _pct(n_panel, len(panel))
     assert every["categories"]["smoking"]["values"]["3"]["label"] == "current"
-    assert set(panel_view["inputs"]["metabolic_syndrome"]) == {"waist_cm", "triglycerides", "hdl", "sbp", "dbp",
-                                                                "fasting_glucose"}
+    assert set(panel_view["inputs"]["metabolic_syndrome"]) - {"sex"} == {"waist_cm", "triglycerides", "hdl", "sbp",
+                                                                          "dbp", "fasting_glucose"}
     for entry in every["breakdown"]:
         sub = _slice(frame, 2024, entry["sex"], entry["age_group"])
         assert entry["people"]["n"] == len(sub)

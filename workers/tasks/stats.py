@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from shared import task_names
-from shared.stats.refresh import refresh
+from shared.stats.refresh import HARD_LIMIT_SECONDS, SOFT_LIMIT_SECONDS, refresh
 from shared.stats.store import ensure_cache_warm
 from workers.celery_app import app
 
 
-@app.task(name=task_names.STATS_REFRESH, ignore_result=False, soft_time_limit=300, time_limit=330)
+@app.task(name=task_names.STATS_REFRESH, ignore_result=False, soft_time_limit=SOFT_LIMIT_SECONDS,
+          time_limit=HARD_LIMIT_SECONDS)
 def refresh_stats(reason: str = "manual") -> dict:
     resources = app.resources
     result = refresh(resources, reason)

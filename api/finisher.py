@@ -1,0 +1,78 @@
+"""The one place a response is finished, for the Flask path and the WSGI fast paths alike.
+
+Request id, timing, security headers, rate-limit headers, `Cache-Control: no-store` on
+person-level data, and the access log line all come from `finishing_headers` and `log_request`,
+so a header added here reaches both paths by construction (tests/unit/test_seam.py pins it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import time
+import uuid
+
+import structlog
+
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+)
+# JSON and text answers load nothing and may not be framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+NO_STORE = ("Cache-Control", "no-store")
+
+_access = structlog.get_logger("api.access")
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The caller's X-Request-ID if it is safe to echo, else a fresh one."""
+    return incoming if incoming and SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def finishing_headers(request_id: str, started: float | None, decision=None, *,
+                      person_level: bool = False, has_csp: bool = False) -> list[tuple[str, str]]:
+    """Every header the service adds to a response, whichever path produced it."""
+    out = [("X-Request-ID", request_id)]
+    if started is not None:
+        out.append(("X-Response-Time", f"{(time.perf_counter() - started) * 1000:.2f}ms"))
+    out.extend(SECURITY_HEADERS)
+    if not has_csp:
+        out.append(("Content-Security-Policy", API_CSP))
+    if person_level:
+        out.append(NO_STORE)
+    if decision is not None:
+        out.extend(decision.headers())
+    return out
+
+
+def html_csp(body: bytes) -> str:
+    """A CSP for an HTML page: its own inline scripts by hash, everything else from this origin."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(body)
+    )
+    return ("default-src 'self'; "
+            f"script-src 'self'{' ' + hashes if hashes else ''}; "
+            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def log_request(mode: str, method: str, path: str, status: int, started: float | None,
+                request_id: str, key_id: int | None) -> None:
+    """One access line: method, path (never the query string), status, time, key id. Never the key,
+    the body or the filters (which may identify a person). `mode`: errors | all | off."""
+    if mode == "off" or (mode == "errors" and status < 400):
+        return
+    if not logging.getLogger("api.access").isEnabledFor(logging.INFO):
+        return
+    ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    level = _access.warning if status >= 500 else _access.info
+    level("request", method=method, path=path, status=status, ms=ms, request_id=request_id, key_id=key_id)

@@ -1,0 +1,61 @@
+"""Deployment hygiene: Flower credentials never on argv and never the old default; the web role
+honours PORT; connection roles give LOCAL INFILE to workers only."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from shared.config import load_settings
+from shared.db.engine import mysql_connect_args
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def flower_conf(monkeypatch, **env):
+    for name in ("FLOWER_BASIC_AUTH", "FLOWER_BASIC_AUTH_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "flowerconfig.py"))
+
+
+@pytest.mark.parametrize("value", [None, "admin:change-me", "admin:short", "nopassword"])
+def test_flower_refuses_missing_default_or_weak_credentials(monkeypatch, value):
+    with pytest.raises(SystemExit):
+        flower_conf(monkeypatch, **({"FLOWER_BASIC_AUTH": value} if value else {}))
+
+
+def test_flower_reads_credentials_from_the_environment_or_a_file(monkeypatch, tmp_path):
+    assert flower_conf(monkeypatch, FLOWER_BASIC_AUTH="ops:a-long-secret-1")["basic_auth"] == ["ops:a-long-secret-1"]
+    secret = tmp_path / "flower-auth"
+    secret.write_text("ops:from-a-file-secret\n")
+    assert flower_conf(monkeypatch, FLOWER_BASIC_AUTH_FILE=str(secret))["basic_auth"] == ["ops:from-a-file-secret"]
+
+
+def test_no_role_passes_flower_credentials_on_the_command_line():
+    for name in ("Procfile", "docker-compose.yml"):
+        text = (ROOT / name).read_text()
+        assert "--basic-auth" not in text and "change-me" not in text.split("MYSQL_ROOT_PASSWORD")[0], name
+    assert "--conf=flowerconfig.py" in (ROOT / "Procfile").read_text()
+
+
+def test_web_role_honours_port(monkeypatch):
+    monkeypatch.delenv("WEB_BIND", raising=False)
+    monkeypatch.setenv("PORT", "5123")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:5123"
+    monkeypatch.setenv("WEB_BIND", "127.0.0.1:9000")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "127.0.0.1:9000"
+
+
+def test_only_worker_connections_get_local_infile_and_the_api_gets_short_timeouts():
+    settings = load_settings(database_url="mysql+pymysql://u@h/db")
+    api, worker, cli = (mysql_connect_args(settings, role) for role in ("api", "worker", "cli"))
+    assert (api["local_infile"], worker["local_infile"], cli["local_infile"]) == (False, True, False)
+    assert api["connect_timeout"] == settings.db_connect_timeout_seconds < 2
+    assert api["read_timeout"] == settings.db_read_timeout_seconds > settings.db_statement_timeout_seconds
+    assert worker["read_timeout"] == settings.db_worker_read_timeout_seconds
+    with pytest.raises(ValueError):
+        mysql_connect_args(settings, "web")
