@@ -240,16 +240,19 @@ class _Engine:
         else:
             cp = np.zeros(cs.shape, dtype=np.int64)
         cv = space.support[mx.clip(0)]  # (n, combos, support)
-        index = (cs[..., None], ca[..., None], cp[..., None], cv[:, :, None, :])
-        x = xf[index]  # (n, combos, corners, support)
+        # one flat index into the family (cheaper than indexing with four arrays three times)
+        _s, n_a, n_p, n_v = xf.shape
+        cell = ((cs * n_a + ca) * n_p + cp) * n_v  # (n, combos, corners)
+        flat = cell[..., None] + cv[:, :, None, :]  # (n, combos, corners, support)
+        x = xf.reshape(-1).take(flat)
         signs = (self._signs((s[:, None, None], a[:, None, None], p[:, None, None]), (cs, ca, cp))[..., None]
                  * space.signs[mx.clip(0)][:, :, None, :])
         feasible = valid & self._runs(x, signs, (2, 3))
-        cost = self._cost(supf[index], pubf[index], x, (2, 3))
+        cost = self._cost(supf.reshape(-1).take(flat), pubf.reshape(-1).take(flat), x, (2, 3))
         best = np.argmin(np.where(feasible, cost, np.inf), axis=1)
         rows = np.arange(n)
         found = feasible[rows, best]
-        chosen = tuple(np.broadcast_to(i, x.shape)[rows, best] for i in index)
+        chosen = np.unravel_index(flat[rows, best], xf.shape)  # each (n, corners, support)
         return found, chosen, cost[rows, best]
 
     @staticmethod
