@@ -23,7 +23,8 @@ YEARS, SEXES, AGE_GROUPS = (2002, 2100), ("M", "F"), (1, 18)
 
 
 class StatsQuerySchema(Schema):
-    year = fields.Integer(validate=validate.Range(*YEARS), metadata={"description": "default: the latest year"})
+    year = fields.Integer(validate=validate.Range(*YEARS),
+                          metadata={"description": "default: the latest year", "example": 2024})
     sex = fields.String(validate=validate.OneOf(SEXES))
     age_group = fields.Integer(validate=validate.Range(*AGE_GROUPS),
                                metadata={"description": "band k = ages 5k-5..5k-1"})
