@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_ARGS ?=
 demo: install
-	$(BIN)/nhis demo
+	$(BIN)/nhis demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q tests
