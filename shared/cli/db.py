@@ -19,6 +19,16 @@ def alembic_config(connection=None) -> Config:
     return cfg
 
 
+def schema_revision(engine) -> tuple[str | None, str]:
+    """(the database's revision or None when it has no schema, the newest revision this code knows)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision(), head
+
+
 def upgrade(engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
@@ -63,12 +73,7 @@ def current_cmd(obj) -> None:
     Examples:
       nhis db current
     """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    with obj.resources.engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+    current, head = schema_revision(obj.resources.engine)
     state = "up to date" if current == head else f"behind: run nhis db upgrade (head is {head})"
     click.echo(f"revision {current or 'none (empty database)'}: {state}")
 

@@ -26,12 +26,17 @@ QUEUES = (task_names.QUEUE_ETL, task_names.QUEUE_STATS)
 EXIT_DATABASE_DOWN = 1
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of an error (SQLAlchemy appends the statement on the next lines)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
 def _section(fn, *args):
     """Run one probe; a failure becomes {"error": "..."} so the other sections still show."""
     try:
         return fn(*args)
     except Exception as exc:  # each section reports its own failure, with the reason
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"error": _reason(exc)}
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -46,8 +51,10 @@ def services(resources) -> dict:
         try:
             ok, detail = check(resources)
         except Exception as exc:
-            ok, detail = False, f"{type(exc).__name__}: {exc}"[:300]
+            ok, detail = False, _reason(exc)
         out[name] = {"ok": ok, "detail": detail}
+    if out["database"]["ok"]:
+        out["schema"] = _schema(resources)
     settings = resources.settings
     out["database"]["url"] = resources.engine.url.render_as_string(hide_password=True)
     if settings.embedded:
@@ -57,6 +64,19 @@ def services(resources) -> dict:
         out["cache"]["url"] = _hide_password(settings.redis_db_url("cache"))
         out["broker"]["url"] = _hide_password(settings.redis_db_url("broker"))
     return out
+
+
+def _schema(resources) -> dict:
+    from shared.cli.db import schema_revision
+
+    try:
+        current, head = schema_revision(resources.engine)
+    except Exception as exc:
+        return {"ok": False, "detail": _reason(exc), "revision": None, "newest": None}
+    if current == head:
+        return {"ok": True, "detail": f"revision {current} (the newest)", "revision": current, "newest": head}
+    return {"ok": False, "revision": current, "newest": head,
+            "detail": f"revision {current or 'none (empty database)'}, newest is {head}: run nhis db upgrade"}
 
 
 def _hide_password(url: str) -> str:
@@ -86,7 +106,7 @@ def queues(resources) -> dict:
     are not counted."""
     counts = {}
     with resources.producer.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
         channel = conn.default_channel
         for name in QUEUES:
             counts[name] = channel.queue_declare(queue=name, passive=False).message_count

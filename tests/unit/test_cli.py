@@ -118,7 +118,7 @@ def test_status_of_an_empty_system(cli):
     report = json.loads(result.output)
     assert report["ok"] is True and report["mode"] == "embedded"
     assert {name: s["ok"] for name, s in report["services"].items()} == {"database": True, "cache": True,
-                                                                         "broker": True}
+                                                                         "broker": True, "schema": True}
     assert report["workers"] == [] and report["years"] == [] and report["running_jobs"] == []
     assert report["queues"] == {"transport": "embedded filesystem broker", "messages": {"etl": 0, "stats": 0}}
     assert report["statistics"] is None
@@ -186,6 +186,22 @@ def test_status_shows_workers_queues_years_jobs_and_statistics(cli, sqlite_resou
     assert "stale" in cli("status").output
 
 
+def test_status_and_db_current_say_when_the_schema_is_not_migrated(monkeypatch, tmp_path):
+    for var in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NHIS_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    report = json.loads(runner.invoke(main, ["status", "--json"], catch_exceptions=False).output)
+    schema = report["services"]["schema"]
+    assert schema["ok"] is False and schema["revision"] is None and schema["newest"]
+    assert "run nhis db upgrade" in schema["detail"]
+    assert "behind: run nhis db upgrade" in runner.invoke(main, ["db", "current"]).output
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(main, ["db", "current"]).output.strip() == f"revision {schema['newest']}: up to date"
+    report = json.loads(runner.invoke(main, ["status", "--json"], catch_exceptions=False).output)
+    assert report["services"]["schema"]["ok"] is True and report["years"] == []
+
+
 def test_status_exits_non_zero_when_the_database_is_unreachable(monkeypatch, tmp_path):
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("NHIS_DATA_DIR", str(tmp_path))
@@ -195,7 +211,7 @@ def test_status_exits_non_zero_when_the_database_is_unreachable(monkeypatch, tmp
     report = json.loads(result.output)
     assert report["ok"] is False and report["services"]["database"]["ok"] is False
     assert "OperationalError" in report["services"]["database"]["detail"]
-    assert report["years"] == {"error": "database unreachable"}
+    assert report["years"] == {"error": "database unreachable"} and "schema" not in report["services"]
     human = CliRunner().invoke(main, ["status"], catch_exceptions=False)
     assert human.exit_code == 1 and "database  FAIL" in human.output
 
