@@ -125,8 +125,8 @@ def test_demo_explains_itself_and_ctrl_c_leaves_no_process(tmp_path):
         out.thread.join(timeout=10)
         assert "stopped: no process left" in out.text
         for p in (port, flower_port):  # and nothing listens on their ports any more
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", p))
+            with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+                sock.connect(("127.0.0.1", p))
     finally:
         for p in [*tree, psutil.Process(proc.pid) if proc.poll() is None else None]:
             if p is not None and p.is_running():
