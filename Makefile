@@ -9,13 +9,15 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "install: creating $(VENV) with the pinned dependencies of pyproject.toml (once; a few minutes)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_ARGS ?=
 demo: install
-	$(BIN)/nhis demo
+	$(BIN)/nhis demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q tests

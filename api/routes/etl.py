@@ -99,7 +99,8 @@ def _idempotency() -> dict:
 
 
 @blp.route("/jobs", methods=["POST"])
-@blp.arguments(JobRequestSchema(), location="json", required=False)
+@blp.arguments(JobRequestSchema(), location="json", required=False,
+               example={"path": "nhis-2024.csv", "year": 2024})
 @blp.response(202, AcceptedJobSchema)
 @requires("etl:write", max_body="upload", fail_closed=True)
 def create(body):

@@ -31,7 +31,7 @@ LIST_COLUMNS = ("id", "year", "sex", "age_group", "province", *LIST_MEASUREMENTS
 
 
 class RecordsQuerySchema(Schema):
-    year = fields.Integer(validate=validate.Range(2002, 2100))
+    year = fields.Integer(validate=validate.Range(2002, 2100), metadata={"example": 2024})
     sex = fields.String(validate=validate.OneOf(["M", "F"]))
     age_group = fields.Integer(validate=validate.Range(1, 18))
     province = fields.Integer(validate=validate.OneOf(sorted(PROVINCES)))
@@ -39,8 +39,9 @@ class RecordsQuerySchema(Schema):
     risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS),
                                metadata={"description": "deprecated alias of screening_risk_group"})
     flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)), validate=validate.Length(max=len(FLAG_NAMES)),
-                       metadata={"description": "repeatable: only records where each named flag is true"})
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+                       metadata={"description": "repeatable: only records where each named flag is true",
+                                 "example": ["hypertension"]})
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100), metadata={"example": 5})
     cursor = fields.String(validate=validate.Length(max=200),
                            metadata={"description": "next_cursor from the previous page (opaque; valid with the "
                                                     "same filters, also after more years are loaded)"})
@@ -130,7 +131,8 @@ def index(query):
     }
 
 
-@blp.route("/<int:record_id>", methods=["GET"])
+@blp.route("/<int:record_id>", methods=["GET"], parameters=[{
+    "in": "path", "name": "record_id", "description": "year × 10^10 + subscriber id", "example": 20240000000010}])
 @blp.alt_response(200, schema=RecordSchema, success=True)
 @requires("records:read", person_level=True)
 def show(record_id: int):

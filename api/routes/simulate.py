@@ -74,8 +74,17 @@ class SimulateQuerySchema(Schema):
     include = DelimitedList(
         fields.String(validate=validate.OneOf(INCLUDES)), load_default=list,
         metadata={"description": "optional parts, comma-separated: what_if (nearest values that switch "
-                                 "each true factor off) and explanations (one sentence per finding)"},
+                                 "each true factor off) and explanations (one sentence per finding)",
+                  "example": ["what_if", "explanations"]},
     )
+
+
+# Shown in the OpenAPI document (Swagger UI's "Try it out") and in docs/API.md's curl examples.
+EXAMPLE_PERSON = {"sex": "F", "age": 52, "height_cm": 160, "weight_kg": 68, "waist_cm": 86, "sbp": 146, "dbp": 92,
+                  "fasting_glucose": 104, "total_cholesterol": 232, "hdl": 44, "triglycerides": 180,
+                  "smoking": "never"}
+EXAMPLE_BATCH = {"people": [EXAMPLE_PERSON, {"sex": "M", "age_group": 12, "sbp": 128, "dbp": 84,
+                                             "fasting_glucose": 131, "smoking": "current"}]}
 
 
 _BATCH = BatchSchema()
@@ -251,7 +260,7 @@ def _batch_results(results: list[dict], people: list[dict], res) -> list[dict]:
 
 @blp.route("", methods=["POST"])
 @blp.arguments(SimulateQuerySchema(), location="query")
-@blp.arguments(PersonSchema())
+@blp.arguments(PersonSchema(), example=EXAMPLE_PERSON)
 @blp.alt_response(200, schema=SimulationSchema, success=True)
 @requires("simulate", max_body=SIMULATE_MAX_BODY, person_level=True)
 def simulate(query, person):
@@ -262,7 +271,8 @@ def simulate(query, person):
 
 @blp.route("/batch", methods=["POST"])
 @blp.arguments(SimulateQuerySchema(), location="query")
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": BatchSchema}}})
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": BatchSchema,
+                                                                          "example": EXAMPLE_BATCH}}})
 @blp.alt_response(200, schema=BatchSimulationSchema, success=True)
 @requires("simulate", max_body=BATCH_MAX_BODY, person_level=True)
 def simulate_batch(query):

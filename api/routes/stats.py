@@ -150,6 +150,7 @@ _CSV_RESPONSE = {
         "description": "The payload (`{data, meta}`), or the same numbers as CSV (`format=csv` or "
                        "`Accept: text/csv`)",
         "content": {
+            # Listed again here: this override replaces the 200 response's content as a whole.
             "application/json": {"schema": StatsPayloadSchema},
             "text/csv": {"schema": {"type": "string"}, "example": ",".join(
                 ("year", "sex", "age_group", "...", "statistic", "value", "suppressed"))},

@@ -17,7 +17,14 @@ from shared.audit import list_reads
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.pass_obj
 def audit_command(obj, key_name: str | None, since: dt.datetime | None, limit: int, as_json: bool) -> None:
-    """Person-level reads: time, key, route, filters, number of records."""
+    """Person-level reads through the API, newest first: time, key, route, filters, number of records.
+
+    \b
+    Examples:
+      nhis audit
+      nhis audit --key analyst --since 2026-11-01
+      nhis audit --json --limit 1000 > audit.jsonl
+    """
     rows = list_reads(obj.resources, key_name=key_name, since=since, limit=limit)
     for row in rows:
         if as_json:

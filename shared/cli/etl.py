@@ -91,14 +91,31 @@ def ingest_command(obj, file: str, year: int | None, wait: bool, again: bool) ->
 
 @click.group("jobs")
 def jobs_group() -> None:
-    """ETL jobs: list, show, cancel, rejects."""
+    """ETL jobs: list, show, cancel, rejects.
+
+    Every job loads one year into a version of its own; readers keep seeing the year's previous
+    version until the job succeeds (then `nhis status` shows the new one as current).
+
+    \b
+    Examples:
+      nhis jobs list
+      nhis jobs show 12
+      nhis jobs rejects 12 --limit 100
+      nhis jobs cancel 12
+    """
 
 
 @jobs_group.command("list")
 @click.option("--limit", default=20, show_default=True)
 @click.pass_obj
 def jobs_list(obj, limit: int) -> None:
-    """Recent jobs, newest first.  Example: nhis jobs list --limit 5"""
+    """Recent jobs, newest first: id, status, year, chunks, rows loaded and rejected, version, file.
+
+    \b
+    Examples:
+      nhis jobs list
+      nhis jobs list --limit 5
+    """
     for job in list_jobs(obj.resources, limit):
         p = job["progress"]
         click.echo(f"{job['job_id']:>6}  {job['status']:<9}  {job['year'] or '-':>4}  "
@@ -110,7 +127,13 @@ def jobs_list(obj, limit: int) -> None:
 @click.argument("job_id", type=int)
 @click.pass_obj
 def jobs_show(obj, job_id: int) -> None:
-    """One job as JSON.  Example: nhis jobs show 12"""
+    """One job as JSON: status, phase, progress, timings, warnings and the error if it failed.
+
+    \b
+    Examples:
+      nhis jobs show 12
+      nhis jobs show 12 | jq .progress
+    """
     job = get_job(obj.resources, job_id)
     if job is None:
         click.echo(f"error: no job {job_id}", err=True)
@@ -124,7 +147,11 @@ def jobs_show(obj, job_id: int) -> None:
 def jobs_cancel(obj, job_id: int) -> None:
     """Stop a queued or running job; the previous version of its year stays current.
 
-    Example: nhis jobs cancel 12
+    Exits 2 if there is no such job, 3 if it already succeeded or failed.
+
+    \b
+    Examples:
+      nhis jobs cancel 12
     """
     try:
         job = cancel_job(obj.resources, job_id)
@@ -139,7 +166,16 @@ def jobs_cancel(obj, job_id: int) -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.pass_obj
 def jobs_rejects(obj, job_id: int, limit: int) -> None:
-    """Rejected lines and cells of a job.  Example: nhis jobs rejects 12 --limit 10"""
+    """Rejected lines and cells of a job: line number, whole row or one cell, column, reason, raw value.
+
+    A rejected cell is loaded as unknown (the rest of its row is kept); a rejected row is not
+    loaded. Raw values come from people's rows: treat the output like the records.
+
+    \b
+    Examples:
+      nhis jobs rejects 12
+      nhis jobs rejects 12 --limit 1000 > rejects-12.txt
+    """
     from sqlalchemy import select
 
     from shared.db.engine import unit_of_work
@@ -156,13 +192,25 @@ def jobs_rejects(obj, job_id: int, limit: int) -> None:
 
 @click.group("stats")
 def stats_group() -> None:
-    """Statistics snapshots."""
+    """Statistics snapshots (precomputed; beat refreshes them every NHIS_STATS_REFRESH_SECONDS).
+
+    \b
+    Examples:
+      nhis stats refresh --wait
+    """
 
 
 @stats_group.command("refresh")
 @click.option("--wait", is_flag=True, help="wait for the worker to finish the refresh")
 @click.pass_obj
 def refresh_command(obj, wait: bool) -> None:
+    """Ask a worker to recompute every statistic now (a finished ingest does this by itself).
+
+    \b
+    Examples:
+      nhis stats refresh
+      nhis stats refresh --wait       # prints the generation, dataset version and timings
+    """
     result = obj.resources.send_task(task_names.STATS_REFRESH, reason="cli")
     click.echo(f"task_id={result.id}")
     if wait:

@@ -22,7 +22,14 @@ from shared.data.generate import write_file
 @click.option("--encoding", type=click.Choice(["cp949", "utf-8"]), default="cp949", show_default=True,
               help="Header encoding (the body is ASCII).")
 def generate_command(rows: int, out: str, year: int, seed: int, style: str, encoding: str) -> None:
-    """Generate a realistic synthetic NHIS health-screening CSV."""
+    """Generate a realistic synthetic NHIS health-screening CSV (no real person in it).
+
+    \b
+    Examples:
+      nhis generate --rows 1000000 --out data/nhis-2024.csv
+      nhis generate --rows 5000 --out data/nhis-2013.csv --year 2013 --style 2013
+      nhis generate --rows 1000 --out data/small.csv --encoding utf-8 --seed 7
+    """
     started = time.perf_counter()
     write_file(out, rows, year=year, seed=seed, style=style, encoding=encoding)
     click.echo(f"rows={rows} path={out} seconds={time.perf_counter() - started:.2f}")
