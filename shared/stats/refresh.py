@@ -16,6 +16,7 @@ Concurrency (a beat tick, an ETL success and an admin request can all ask at onc
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 
@@ -78,7 +79,28 @@ def refresh(resources, reason: str = "manual") -> dict:
     return result
 
 
-def _read_snapshot(resources) -> tuple[dict[int, int], list[bytes], dict | None]:
+def read_notes(options_json: str | None) -> list[str]:
+    """What a reader of a year's statistics must know about how its file was read (planning's
+    decisions, shared.data.reader.FileProfile; docs/DATA.md)."""
+    options = json.loads(options_json) if options_json else {}
+    notes = []
+    if options.get("drinking_blank_means_no"):
+        notes.append("drinking: this release exports 'does not drink' as a blank (no 0 answers, many blanks), "
+                     "so blank drinking cells were read as non-drinkers")
+    if options.get("age_scheme") == "2013":
+        notes.append("age bands: this release numbers them 1-14 (1 = ages 20-24); they were renumbered to the "
+                     "5-18 scheme used from 2014 (5 = ages 20-24)")
+    return notes
+
+
+def _read_notes(session, versions: dict[int, int]) -> dict[str, list[str]]:
+    rows = session.execute(select(EtlJob.id, EtlJob.options).where(EtlJob.id.in_(list(versions.values())))).all()
+    by_job = dict(rows)
+    notes = {year: read_notes(by_job.get(job_id)) for year, job_id in versions.items()}
+    return {str(year): n for year, n in notes.items() if n}  # JSON keys: the meta is stored as JSON
+
+
+def _read_snapshot(resources) -> tuple[dict[int, int], list[bytes], dict | None, dict[str, list[str]]]:
     """The current version of each year and their partials, in one statement (one snapshot)."""
     with unit_of_work(resources.sessions) as session:
         rows = session.execute(
@@ -94,7 +116,8 @@ def _read_snapshot(resources) -> tuple[dict[int, int], list[bytes], dict | None]
         if last is not None:
             last_etl = {"job_id": last.id, "year": last.year, "finished_at": last.finished_at.isoformat() + "Z",
                         "rows_loaded": last.rows_loaded, "rows_rejected": last.rows_rejected}
-    return versions, parts, last_etl
+        notes = _read_notes(session, versions) if versions else {}
+    return versions, parts, last_etl, notes
 
 
 def _refresh(resources, reason: str) -> dict:
@@ -102,7 +125,7 @@ def _refresh(resources, reason: str) -> dict:
     from shared.stats.payloads import build_payloads
 
     started = time.perf_counter()
-    versions, parts, last_etl = _read_snapshot(resources)
+    versions, parts, last_etl, notes = _read_snapshot(resources)
     version = dataset_version(versions)
     t_read = time.perf_counter()
     aggregates = merge_partials(parts)
@@ -113,9 +136,9 @@ def _refresh(resources, reason: str) -> dict:
         "rule_version": RULE_VERSION,
         "small_cell_min": settings.small_cell_min,
         "last_etl": last_etl,
-        # per-year notes from ingest ({year: ["drinking blanks read as non-drinkers", ...]}): each
-        # payload of that year carries them in meta.notes
-        "notes_by_year": {},
+        # per-year notes from ingest (how the year's file was read): each payload of that year
+        # carries them in meta.notes
+        "notes_by_year": notes,
     }
     payloads = build_payloads(aggregates, meta, settings.small_cell_min, settings.percentile_min_n)
     if aggregates.years:
