@@ -1,11 +1,25 @@
 """Gunicorn settings for the `web` role (Procfile, Dockerfile.api); every value can be overridden by env.
 
 `PORT` (as Procfile platforms set it) is honoured when `WEB_BIND` is not given.
+
+Recycling without spikes (docs/DECISIONS.md, docs/ARCHITECTURE.md "The web process"):
+- the app is preloaded: the master imports it and builds it once, and every worker, a replacement
+  included, is a fork of that warm master (a fork costs milliseconds; a cold import plus
+  `create_app` costs a few hundred, on a core the other workers need);
+- nothing pooled crosses the fork: `create_app` opens no connection and `post_fork` disposes the
+  engine's pool anyway (api/wsgi.py `after_fork`);
+- objects built before the fork are frozen out of the garbage collector, so a worker's full
+  collections do not walk (and copy) the master's modules;
+- workers are recycled for memory, not on a schedule: above `WEB_MAX_WORKER_MEMORY_MB` resident
+  (checked every `MEMORY_CHECK_EVERY` requests) a worker finishes its request and is replaced;
+  `WEB_MAX_REQUESTS` (high, with 50% jitter so workers never leave together) is a backstop.
 """
 
+import gc
+import glob
 import multiprocessing
 import os
-import shutil
+import sys
 import tempfile
 
 bind = os.environ.get("WEB_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -16,25 +30,61 @@ threads = int(os.environ.get("WEB_THREADS", "1"))
 # Above the API's database read timeout (NHIS_DB_READ_TIMEOUT_SECONDS, 15 s): a slow dependency
 # becomes a 503 from the app, never a worker killed mid-request.
 timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
-max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
-max_requests_jitter = max_requests // 10
+preload_app = os.environ.get("WEB_PRELOAD", "1") != "0"
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "1000000"))
+max_requests_jitter = max_requests // 2
+max_worker_memory_mb = int(os.environ.get("WEB_MAX_WORKER_MEMORY_MB", "512"))  # 0: off
+MEMORY_CHECK_EVERY = 1000
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
-preload_app = False  # each worker builds its own app and connections after fork
+# No control socket: its default path is one per user, shared by every Gunicorn on the host, and
+# its server is a thread in the master that every later fork would copy.
+control_socket_disable = True
 limit_request_line = 4094  # bounded request line and headers (Gunicorn's defaults, stated)
 limit_request_fields = 100
 limit_request_field_size = 8190
 
 
-def on_starting(server):
-    """Process counters (api/observability.py) of every worker are summed through files in one
-    folder, created fresh here before any worker imports prometheus_client."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not folder:
-        folder = tempfile.mkdtemp(prefix="nhis-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder, exist_ok=True)
+def _fresh_metrics_folder() -> None:
+    """Request and process metrics (api/observability.py) of every worker are summed through files
+    in one folder. prometheus_client decides at import whether it writes there, and the preloaded
+    app imports it before any server hook runs, so the folder is set here, when the master reads
+    this file, and emptied of the last run's files. A HUP re-reads this file: the running workers'
+    files are kept then."""
+    if os.environ.get("NHIS_METRICS_MASTER_PID") == str(os.getpid()):
+        return
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="nhis-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):
+        os.unlink(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    os.environ["NHIS_METRICS_MASTER_PID"] = str(os.getpid())
+
+
+_fresh_metrics_folder()
+
+
+def pre_fork(server, worker):
+    gc.freeze()  # everything the master built moves to the permanent generation
+
+
+def post_fork(server, worker):
+    wsgi = sys.modules.get("api.wsgi")  # preloaded; absent for the bench's bare apps
+    if wsgi is not None:
+        wsgi.after_fork()
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm", "rb") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def post_request(worker, req, environ, resp):
+    if max_worker_memory_mb and worker.nr % MEMORY_CHECK_EVERY == 0 and os.path.exists("/proc/self/statm"):
+        resident = _resident_mb()
+        if resident > max_worker_memory_mb:
+            worker.log.warning("worker %s: %.0f MB resident > WEB_MAX_WORKER_MEMORY_MB=%s, recycling",
+                               worker.pid, resident, max_worker_memory_mb)
+            worker.alive = False  # the sync loop ends after this request; the master forks a new one
 
 
 def child_exit(server, worker):

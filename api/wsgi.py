@@ -1,5 +1,19 @@
-"""Gunicorn target: `gunicorn api.wsgi:app`."""
+"""Gunicorn target: `gunicorn api.wsgi:app`.
+
+gunicorn.conf.py preloads it: the master imports this module and builds the app once, before any
+worker exists, and every worker (the first ones and each replacement) is a fork of that warm
+master. `create_app` opens no connection (tests/integration/test_gunicorn.py checks the master
+holds none); `after_fork` makes sure nothing pooled crosses the fork anyway.
+"""
 
 from api import create_app
 
 app = create_app()
+
+
+def after_fork() -> None:
+    """Called by gunicorn.conf.py's `post_fork` in each new worker: the SQLAlchemy pool is disposed
+    without closing the master's sockets (SQLAlchemy's documented way for forked children); the
+    Redis clients start a fresh pool in a new pid by themselves (redis-py checks the pid); the
+    Celery producer is only ever built in a worker, on its first task."""
+    app.extensions["resources"].dispose()
