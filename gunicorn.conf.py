@@ -11,7 +11,7 @@ Recycling without spikes (docs/DECISIONS.md, docs/ARCHITECTURE.md "The web proce
 - objects built before the fork are frozen out of the garbage collector, so a worker's full
   collections do not walk (and copy) the master's modules;
 - workers are recycled for memory, not on a schedule: above `WEB_MAX_WORKER_MEMORY_MB` resident
-  (checked every `MEMORY_CHECK_EVERY` requests) a worker finishes its request and is replaced;
+  (checked every `WEB_MEMORY_CHECK_EVERY` requests) a worker finishes its request and is replaced;
   `WEB_MAX_REQUESTS` (high, with 50% jitter so workers never leave together) is a backstop.
 """
 
@@ -34,7 +34,7 @@ preload_app = os.environ.get("WEB_PRELOAD", "1") != "0"
 max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "1000000"))
 max_requests_jitter = max_requests // 2
 max_worker_memory_mb = int(os.environ.get("WEB_MAX_WORKER_MEMORY_MB", "512"))  # 0: off
-MEMORY_CHECK_EVERY = 1000
+memory_check_every = int(os.environ.get("WEB_MEMORY_CHECK_EVERY", "1000"))  # requests between two looks
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 # No control socket: its default path is one per user, shared by every Gunicorn on the host, and
 # its server is a thread in the master that every later fork would copy.
@@ -79,12 +79,21 @@ def _resident_mb() -> float:
 
 
 def post_request(worker, req, environ, resp):
-    if max_worker_memory_mb and worker.nr % MEMORY_CHECK_EVERY == 0 and os.path.exists("/proc/self/statm"):
+    if worker.nr >= worker.max_requests:  # Gunicorn ends this worker after this request
+        _count_recycle("max_requests")
+    elif max_worker_memory_mb and worker.nr % memory_check_every == 0 and os.path.exists("/proc/self/statm"):
         resident = _resident_mb()
         if resident > max_worker_memory_mb:
             worker.log.warning("worker %s: %.0f MB resident > WEB_MAX_WORKER_MEMORY_MB=%s, recycling",
                                worker.pid, resident, max_worker_memory_mb)
+            _count_recycle("memory")
             worker.alive = False  # the sync loop ends after this request; the master forks a new one
+
+
+def _count_recycle(reason: str) -> None:
+    observability = sys.modules.get("api.observability")  # absent for the bench's bare apps
+    if observability is not None:
+        observability.WORKER_RECYCLES.labels(reason).inc()
 
 
 def child_exit(server, worker):

@@ -22,6 +22,9 @@ RATELIMIT_STORAGE_ERRORS = Counter(
 RATELIMIT_REJECTED = Counter("nhis_ratelimit_rejected", "requests refused with 429", ["bucket"])
 DATABASE_UNAVAILABLE = Counter("nhis_database_unavailable", "requests answered 503 because the database failed")
 
+WORKER_RECYCLES = Counter("nhis_web_worker_recycles", "Gunicorn workers that left to be replaced (gunicorn.conf.py)",
+                          ["reason"])  # memory: above WEB_MAX_WORKER_MEMORY_MB; max_requests: the backstop
+
 # Its _count series is the request counter (one series less to write on every request).
 REQUEST_SECONDS = Histogram(
     "nhis_http_request_duration_seconds",

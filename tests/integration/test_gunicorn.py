@@ -86,20 +86,20 @@ class Server:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    def metrics(self) -> Counter:
-        """{(route, method, status): count} from /metrics (the request histogram's _count series)."""
+    def scrape(self) -> list:
         from prometheus_client.parser import text_string_to_metric_families
 
         status, body = self.call("GET", "/metrics", {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200, body[:300]
-        out = Counter()
-        for family in text_string_to_metric_families(body.decode()):
-            if family.name == "nhis_http_request_duration_seconds":
-                for sample in family.samples:
-                    if sample.name.endswith("_count"):
-                        labels = sample.labels
-                        out[(labels["route"], labels["method"], labels["status"])] = int(sample.value)
-        return out
+        return [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+
+    def metrics(self) -> Counter:
+        """{(route, method, status): count} from /metrics (the request histogram's _count series)."""
+        return Counter({(s.labels["route"], s.labels["method"], s.labels["status"]): int(s.value)
+                        for s in self.scrape() if s.name == "nhis_http_request_duration_seconds_count"})
+
+    def recycles(self) -> dict[str, int]:
+        return {s.labels["reason"]: int(s.value) for s in self.scrape() if s.name == "nhis_web_worker_recycles_total"}
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,16 @@ def test_request_metrics_sum_every_worker_per_route_and_status(loaded, server):
     served = {re.search(r"_(\d+)\.db$", f).group(1) for f in glob.glob(str(web.metrics_dir / "histogram_*.db"))}
     assert len(served) >= 3, served  # 255 requests, at most 90 per worker: recycled workers' counts kept
     assert "Autorestarting worker" in web.log.read_text()
+    assert web.recycles().get("max_requests", 0) >= 1
+
+
+def test_a_worker_above_its_memory_limit_is_replaced_after_its_request(server):
+    web = server(WEB_MAX_WORKER_MEMORY_MB="1", WEB_MEMORY_CHECK_EVERY="10")  # every worker is above 1 MB
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda _: web.call("GET", "/health")[0], range(60)))
+    assert statuses == [200] * 60  # nobody sees the replacement
+    assert web.recycles().get("memory", 0) >= 1
+    assert "WEB_MAX_WORKER_MEMORY_MB=1, recycling" in web.log.read_text()
 
 
 def test_both_paths_observe_the_same_series_once_per_request(app, loaded):
