@@ -34,14 +34,12 @@ import psutil
 
 from bench.report import write_section
 from bench.simulate import OLD, OURS
-from bench.stats import ensure_data
+from bench.stats import BENCH_SERVER_ENV, ensure_data
 from shared.auth.keys import create_key
 from shared.db.engine import unit_of_work
 from shared.stats.refresh import refresh
 
 ROOT = Path(__file__).resolve().parent.parent
-BUCKETS = ("stats:read", "simulate", "records:read", "etl:write", "admin", "any", "anonymous")
-UNTHROTTLED = ",".join(f"{bucket}=1000000/second" for bucket in BUCKETS)
 SETTINGS = {"shipped": {}, "recycling": {"WEB_MAX_REQUESTS": "20000"}}
 # wrk's summary as one parseable line; latencies in microseconds. The timeout is long so a slow
 # answer is measured rather than dropped as a timeout.
@@ -138,7 +136,7 @@ def main() -> None:
         key = create_key(session, f"bench-soak-{time.time_ns()}", "stats:read,simulate")
     base = {"DATABASE_URL": resources.settings.database_url, "REDIS_URL": resources.settings.redis_url,
             "BARE_REDIS_URL": resources.settings.redis_db_url("cache"), "BARE_FIELD": "risk:latest:all:all",
-            "NHIS_RATE_LIMITS": UNTHROTTLED, "NHIS_METRICS_TOKEN": "bench-" + "x" * 32}
+            **BENCH_SERVER_ENV}
     cases = [  # (name, ours target, ours url, ours script, bare target, bare url, bare script)
         ("`GET /api/v1/stats/risk` (warm)", "/api/v1/stats/risk", lua(key=key), "bench.bare_stats:app", "/stats",
          lua(), ("GET", "/stats")),
