@@ -7,6 +7,7 @@ time between phases, and the floor: a plain LOAD DATA of the already-computed ro
     python -m bench.etl [--rows 1000000] [--runs 3]
     python -m bench.etl --reload     # reload a year over an existing version, reads measured meanwhile
     python -m bench.etl --poison     # a file with a 1 GiB line: peak worker RSS
+    python -m bench.etl --index-costs   # what each candidate secondary index would cost the load
 """
 
 from __future__ import annotations
@@ -281,7 +282,64 @@ through 2 worker processes.
                   command=f"python -m bench.etl --poison --rows {rows}")
 
 
-RELAXED_LIMITS = {"NHIS_RATE_LIMITS_ENABLED": "0"}  # the benchmark measures the server, not the limiter
+INDEX_CANDIDATES = {
+    "sex": "(job_id, sex, id)",
+    "age_group": "(job_id, age_group, id)",
+    "province": "(job_id, province, id)",
+    "screening_risk_group": "(job_id, screening_risk_group, id)",
+    **{f"flag_{f}": f"(job_id, flag_{f}, id)" for f in (
+        "hypertension", "diabetes", "high_total_cholesterol", "high_triglycerides", "low_hdl", "obesity",
+        "smoking")},
+}
+
+
+def index_costs(rows: int, data_dir: Path) -> None:
+    """ETL time of the 1M-row load with no secondary index, with each candidate, and with all."""
+    path = data_dir / f"nhis-2024-{rows}.csv"
+    if not path.exists():
+        write_file(path, rows=rows, year=2024, seed=42, style="2024", encoding="cp949")
+
+    def load(indexes: list[str]) -> float:
+        resources, _env, worker = _start_system(data_dir, queues="etl")
+        try:
+            with resources.engine.begin() as conn:
+                for name in indexes:
+                    conn.exec_driver_sql(f"CREATE INDEX ix_bench_{name} ON screenings {INDEX_CANDIDATES[name]}")
+            started = time.perf_counter()
+            job = wait_for_job(resources, create_job(resources, path), timeout=900)
+            assert job["status"] == "succeeded", job
+            return time.perf_counter() - started
+        finally:
+            worker.stop()
+            resources.dispose()
+
+    base = [load([]), load([])]
+    rows_md = []
+    for name in INDEX_CANDIDATES:
+        seconds = load([name])
+        rows_md.append(f"| `{name}` {INDEX_CANDIDATES[name]} | {seconds:.2f} s | "
+                       f"{(seconds / statistics.median(base) - 1) * 100:+.0f}% |")
+        print(rows_md[-1], flush=True)
+    every = load(list(INDEX_CANDIDATES))
+    baseline = statistics.median(base)
+    body = f"""
+The {rows:,}-row load (2 worker processes) into an empty table, with no secondary index (twice:
+{", ".join(f"{b:.2f}" for b in base)} s), with each candidate index for a published records filter
+alone, and with all of them. Each index is `(job_id, <filter>, id)`: the year's version, the filter
+value, then the key order a keyset page needs.
+
+| secondary index | load time | cost |
+|---|---|---|
+| none (median) | {baseline:.2f} s | |
+{chr(10).join(rows_md)}
+| all {len(INDEX_CANDIDATES)} | {every:.2f} s | {(every / baseline - 1) * 100:+.0f}% |
+"""
+    write_section("etl-indexes", "ETL: what a secondary index for each records filter costs", body,
+                  command=f"python -m bench.etl --index-costs --rows {rows}")
+
+
+RELAXED_LIMITS = {  # the benchmark measures the server, not the limiter
+    "NHIS_RATE_LIMITS": "any=10000000/minute,stats:read=10000000/minute,records:read=10000000/minute"}
 
 
 def main() -> None:
@@ -290,6 +348,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reload", action="store_true", help="only the reload-over-a-version scenario")
     parser.add_argument("--poison", action="store_true", help="only the 1 GiB line scenario")
+    parser.add_argument("--index-costs", action="store_true", help="only the secondary-index cost scenario")
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration in the reload scenario")
     args = parser.parse_args()
     data_dir = Path(tempfile.gettempdir()) / "nhis-bench-data"
@@ -299,6 +358,9 @@ def main() -> None:
         return
     if args.poison:
         poison_scenario(args.rows, data_dir)
+        return
+    if args.index_costs:
+        index_costs(args.rows, data_dir)
         return
     path = data_dir / f"nhis-2024-{args.rows}.csv"
     if not path.exists():

@@ -1,7 +1,8 @@
 """The audit log of person-level reads: who read which records, with which filters, how many.
 
-Written by the API in its own short transaction before the records leave the server (no audit
-row, no data); read by `nhis audit`. It never stores the records, only the request's shape.
+Written by the API in the same transaction as the read, before the records leave the server (no
+audit row, no data: the commit that ends the read is the audit's); read by `nhis audit`. It never
+stores the records, only the request's shape.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from sqlalchemy import insert, select
 from shared.db.engine import unit_of_work
 from shared.db.models import AuditLog, utcnow
 
+_INSERT = insert(AuditLog.__table__)
 
-def record_read(resources, *, route: str, filters: dict, count: int, key_id: int | None,
+
+def record_read(conn, *, route: str, filters: dict, count: int, key_id: int | None,
                 key_name: str | None, request_id: str | None) -> None:
-    with unit_of_work(resources.sessions) as session:
-        session.execute(insert(AuditLog).values(
-            at=utcnow(), api_key_id=key_id, key_name=key_name, route=route,
-            filters=json.dumps(filters, sort_keys=True, default=str)[:4000], result_count=count,
-            request_id=request_id,
-        ))
+    """Add the read to the caller's transaction (`conn` is the connection that read the records)."""
+    conn.execute(_INSERT, {
+        "at": utcnow(), "api_key_id": key_id, "key_name": key_name, "route": route,
+        "filters": json.dumps(filters, sort_keys=True, default=str)[:4000], "result_count": count,
+        "request_id": request_id,
+    })
 
 
 def list_reads(resources, *, key_name: str | None = None, since: dt.datetime | None = None,

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=2.0, ge=0.2, le=60, alias="NHIS_WORKER_HEARTBEAT_SECONDS")
     upload_max_mb: int = Field(default=1024, ge=1, alias="NHIS_UPLOAD_MAX_MB")
     keep_uploads: bool = Field(default=False, alias="NHIS_KEEP_UPLOADS")
+    records_query_seconds: float = Field(default=3.0, gt=0, le=60, alias="NHIS_RECORDS_QUERY_SECONDS")
     chunk_max_mb: int = Field(default=16, ge=1, le=1024, alias="NHIS_CHUNK_MAX_MB")
     max_line_kb: int = Field(default=64, ge=1, le=16384, alias="NHIS_MAX_LINE_KB")
     # Ingest from URLs (shared/data/source.py): the allowed prefixes, comma-separated; empty refuses URLs.

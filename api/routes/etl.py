@@ -223,6 +223,7 @@ def rejects(query, job_id: int):
     A raw value comes from a person's row, so it is shown only to a key that also holds
     `records:read` (and that read is audited); other keys get `raw_value: null`."""
     res = resources()
+    show_raw = g.api_key.allows("records:read")
     with unit_of_work(res.sessions) as session:
         if session.get(EtlJob, job_id) is None:
             raise ApiError(404, "not_found", f"no job {job_id}")
@@ -230,11 +231,10 @@ def rejects(query, job_id: int):
             select(EtlReject).where(EtlReject.job_id == job_id, EtlReject.id > query["after"])
             .order_by(EtlReject.id).limit(query["limit"] + 1)
         ))
-    more = len(rows) > query["limit"]
-    rows = rows[: query["limit"]]
-    show_raw = g.api_key.allows("records:read")
-    if show_raw:
-        audit_read({"job_id": job_id, **query}, len(rows))
+        more = len(rows) > query["limit"]
+        rows = rows[: query["limit"]]
+        if show_raw:  # committed with this read
+            audit_read(session.connection(), {"job_id": job_id, **query}, len(rows))
     return {
         "data": [
             {"line_no": r.line_no, "column": r.column_name, "reason": r.reason,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import math
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from api.audit import audit_read
 from api.auth import requires
@@ -16,6 +15,7 @@ from api.extensions import resources
 from api.responses import RecordPageSchema, RecordSchema
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import FLAG_COLUMNS, ID_YEAR_FACTOR, MEASUREMENT_COLUMNS, YearVersion, screenings
+from shared.records.browse import BadCursor, QueryTooBroad, browse, decode_cursor, encode_cursor
 from shared.rules import CATEGORY_LEVELS, DERIVED_COLUMNS, DISCLAIMER
 from shared.rules.layout import HEADLINE_COLUMNS, details, headline, stored_reasons
 
@@ -41,19 +41,9 @@ class RecordsQuerySchema(Schema):
     flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)), validate=validate.Length(max=len(FLAG_NAMES)),
                        metadata={"description": "repeatable: only records where each named flag is true"})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
-    cursor = fields.String(metadata={"description": "next_cursor from the previous page"})
-
-
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except Exception:
-        raise ApiError(422, "validation_error", "invalid fields: cursor",
-                       {"fields": {"cursor": ["not a cursor returned by this API"]}}) from None
+    cursor = fields.String(validate=validate.Length(max=200),
+                           metadata={"description": "next_cursor from the previous page (opaque; valid with the "
+                                                    "same filters, also after more years are loaded)"})
 
 
 def _clean(value):
@@ -74,9 +64,12 @@ def _province(code) -> dict | None:
     return {"code": int(code), "name_ko": ko, "name_en": en}
 
 
-def _derived(row) -> dict:
+_LIST_DERIVED = tuple(c for c in DERIVED_COLUMNS if c in LIST_COLUMNS)
+
+
+def _derived(row, columns: tuple[str, ...] = DERIVED_COLUMNS) -> dict:
     """The row's derived values as plain Python (None for unknown), by derived column name."""
-    return {c: _clean(row[c]) for c in DERIVED_COLUMNS if c in row}
+    return {c: _clean(row[c]) for c in columns}
 
 
 def summary(row) -> dict:
@@ -85,7 +78,7 @@ def summary(row) -> dict:
         "id": row["id"], "year": row["year"], "sex": SEX.get(row["sex"]), "age_group": _age(row["age_group"]),
         "province": _province(row["province"]),
         "measurements": {c: _clean(row[c]) for c in LIST_MEASUREMENTS},
-        **headline(_derived(row)), "rule_version": row["rule_version"],
+        **headline(_derived(row, _LIST_DERIVED)), "rule_version": row["rule_version"],
     }
 
 
@@ -107,51 +100,32 @@ def detail(row) -> dict:
     }
 
 
-def current_versions(conn) -> dict[int, int]:
-    """year -> the job whose rows are the year's current version (what every read shows)."""
-    return dict(conn.execute(select(YearVersion.year, YearVersion.job_id)).all())
-
-
 @blp.route("", methods=["GET"])
 @blp.arguments(RecordsQuerySchema(), location="query")
 @blp.alt_response(200, schema=RecordPageSchema, success=True)
 @requires("records:read", person_level=True)
 def index(query):
-    """Browse records of the current version of each year in id order (year by year, since ids
-    start with the year) with filters; `limit` ≤ 100; follow `next_cursor`."""
-    t = screenings.c
-    conds = []
-    for name in ("age_group", "province"):
-        if name in query:
-            conds.append(t[name] == query[name])
-    for name in ("screening_risk_group", "risk_group"):  # risk_group: the deprecated name
-        if name in query:
-            conds.append(t.screening_risk_group == query[name])
-    if "sex" in query:
-        conds.append(t.sex == (1 if query["sex"] == "M" else 2))
-    for flag in query.get("flag", []):
-        conds.append(t["flag_" + flag].is_(True))
-    after = _decode_cursor(query["cursor"]) if "cursor" in query else -1
+    """Browse records of the current version of each year in id order with filters (each a
+    constant-time keyset page, whatever its depth); `limit` ≤ 100; follow `next_cursor`. Filters
+    so rare that a page cannot be filled within NHIS_RECORDS_QUERY_SECONDS answer 503
+    `query_too_broad`: add a year or drop a filter."""
+    res = resources()
+    try:
+        after = decode_cursor(query["cursor"], query) if "cursor" in query else -1
+    except BadCursor as exc:
+        raise ApiError(422, "validation_error", "invalid fields: cursor", {"fields": {"cursor": [str(exc)]}}) from None
     limit = query["limit"]
-    rows: list = []
-    with resources().engine.connect() as conn:
-        versions = current_versions(conn)
-        years = [y for y in sorted(versions) if y >= after // ID_YEAR_FACTOR]
-        if "year" in query:
-            years = [y for y in years if y == query["year"]]
-        for year in years:  # each year's version is one key range: (job_id, id > after)
-            stmt = (select(*(t[c] for c in LIST_COLUMNS))
-                    .where(and_(t.job_id == versions[year], t.id > after, *conds))
-                    .order_by(t.id).limit(limit + 1 - len(rows)))
-            rows.extend(r._mapping for r in conn.execute(stmt))
-            if len(rows) > limit:
-                break
-    more = len(rows) > limit
-    rows = rows[:limit]
-    audit_read(query, len(rows))
+    try:
+        with res.engine.begin() as conn:  # the read and its audit row commit together
+            page = browse(conn, query, after, limit, LIST_COLUMNS, res.settings.records_query_seconds)
+            audit_read(conn, query, len(page.rows))
+    except QueryTooBroad as exc:
+        raise ApiError(503, "query_too_broad", f"{exc}: add a year or drop a filter",
+                       {"budget_seconds": res.settings.records_query_seconds},
+                       headers={"Retry-After": "1"}) from None
     return {
-        "data": [summary(r) for r in rows],
-        "next_cursor": _encode_cursor(rows[-1]["id"]) if more and rows else None,
+        "data": [summary(r) for r in page.rows],
+        "next_cursor": encode_cursor(page.next_after, query) if page.next_after is not None else None,
         "meta": {"limit": limit, "disclaimer": DISCLAIMER},
     }
 
@@ -163,14 +137,12 @@ def show(record_id: int):
     """One person of the current version of their year: measurements, derived values, flags,
     categories, rule version."""
     row = None
-    if record_id <= MAX_RECORD_ID:
-        with resources().engine.connect() as conn:
-            job_id = conn.scalar(select(YearVersion.job_id)
-                                 .where(YearVersion.year == record_id // ID_YEAR_FACTOR))
-            row = None if job_id is None else conn.execute(
-                select(screenings).where(screenings.c.job_id == job_id, screenings.c.id == record_id)
-            ).first()
-    audit_read({"id": record_id}, 0 if row is None else 1)
+    with resources().engine.begin() as conn:  # the read and its audit row commit together
+        if record_id <= MAX_RECORD_ID:
+            current = select(YearVersion.job_id).where(YearVersion.year == record_id // ID_YEAR_FACTOR)
+            row = conn.execute(select(screenings).where(
+                screenings.c.job_id == current.scalar_subquery(), screenings.c.id == record_id)).first()
+        audit_read(conn, {"id": record_id}, 0 if row is None else 1)
     if row is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     return detail(row._mapping)

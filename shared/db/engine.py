@@ -59,6 +59,7 @@ def make_engine(settings: Settings, role: str = "cli", **kwargs) -> Engine:
         if role == "api":
             event.listen(engine, "do_connect", _bounded_handshake(connect_args))
             event.listen(engine, "connect", _statement_timeout(settings.db_statement_timeout_seconds))
+        event.listen(engine, "before_cursor_execute", _statement_budget, retval=True)
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         busy = 5 if role == "api" else 30  # seconds a writer waits for SQLite's single write lock
@@ -99,6 +100,22 @@ def _statement_timeout(seconds: float):
             cur.close()
 
     return apply
+
+
+def _statement_budget(conn, _cursor, statement, parameters, context, _executemany):
+    """A statement executed with `execution_options(max_statement_time=seconds)` gets that budget
+    from the server (a shorter one than the session's): MariaDB `SET STATEMENT ... FOR`, MySQL
+    the `MAX_EXECUTION_TIME` optimizer hint (SELECT only). Used by records browsing to share one
+    budget among the queries of a page (shared/records/browse.py)."""
+    seconds = context.execution_options.get("max_statement_time") if context is not None else None
+    if not seconds:
+        return statement, parameters
+    if conn.dialect.is_mariadb:
+        return f"SET STATEMENT max_statement_time={float(seconds):.3f} FOR {statement}", parameters
+    if statement.lstrip()[:6].upper() == "SELECT":
+        head = statement.lstrip()
+        return f"SELECT /*+ MAX_EXECUTION_TIME({max(1, math.ceil(seconds * 1000))}) */{head[6:]}", parameters
+    return statement, parameters
 
 
 def _sqlite_pragmas(busy_seconds: int):

@@ -71,6 +71,5 @@ def finalize_job(resources, job_id: int) -> str:
     except Exception:
         log.warning("stats_mark_stale_failed", exc_info=True)
     resources.send_task(task_names.STATS_REFRESH, reason=f"etl-job-{job_id}")
-    if previous is not None and previous != job_id:
-        resources.send_task(task_names.ETL_PURGE_VERSIONS)
+    resources.send_task(task_names.ETL_PURGE_VERSIONS)  # the retired version, and the job's upload
     return outcome

@@ -355,3 +355,35 @@ def test_an_over_long_line_is_a_reject_not_a_memory_spike(make_system):
             "SELECT line_no, reason, LENGTH(raw_value) FROM etl_rejects WHERE job_id = :j AND whole_row"),
             {"j": job["job_id"]}).all()
     assert len(reject) == 1 and reject[0][:2] == (3_001, "line_too_long") and reject[0][2] <= 255
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["removed", "kept"])
+def test_an_upload_is_written_once_and_removed_when_its_job_ends(make_system, keep):
+    import io
+
+    from api import create_app
+    from shared.auth.keys import create_key
+
+    system = make_system(keep_uploads=keep)
+    resources = system.resources
+    source = sample_file(system.tmp_path / "src", 3_000,
+                         name="upload.csv", seed=111, year=YEAR)
+    with unit_of_work(resources.sessions) as session:
+        key = create_key(session, "uploader", "etl:write")
+    app = create_app({"database_url": system.env["DATABASE_URL"], "redis_url": system.env["REDIS_URL"],
+                      "data_dir": system.env["NHIS_DATA_DIR"], "keep_uploads": keep})
+    system.worker("w", concurrency=2)
+    response = app.test_client().post(
+        "/api/v1/etl/jobs", headers={"X-API-Key": key}, content_type="multipart/form-data",
+        data={"file": (io.BytesIO(source.read_bytes()), "upload.csv"), "year": str(YEAR)},
+    )
+    assert response.status_code == 202, response.get_json()
+    job = wait_for_job(resources, response.get_json()["job_id"], timeout=120)
+    assert_exact(resources, job, source)
+    uploads = resources.settings.data_dir / "uploads"
+    assert not list(uploads.glob(".upload-*.part")), "the spooled part was renamed, not copied"
+    if keep:
+        kept = list(uploads.glob("*upload.csv"))
+        assert len(kept) == 1 and kept[0].read_bytes() == source.read_bytes()
+    else:
+        wait_until(lambda: not list(uploads.glob("*.csv")), 60, 0.2, "the upload to be removed")
