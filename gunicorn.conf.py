@@ -36,6 +36,9 @@ max_requests_jitter = max_requests // 2
 max_worker_memory_mb = int(os.environ.get("WEB_MAX_WORKER_MEMORY_MB", "512"))  # 0: off
 memory_check_every = int(os.environ.get("WEB_MEMORY_CHECK_EVERY", "1000"))  # requests between two looks
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+# Each worker touches a heartbeat file on every loop; on a disk-backed /tmp (a container's overlay
+# filesystem) that call can block a worker (Gunicorn's FAQ): keep it in memory.
+worker_tmp_dir = os.environ.get("WEB_WORKER_TMP_DIR") or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
 # No control socket: its default path is one per user, shared by every Gunicorn on the host, and
 # its server is a thread in the master that every later fork would copy.
 control_socket_disable = True
