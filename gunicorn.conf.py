@@ -55,7 +55,10 @@ def _fresh_metrics_folder() -> None:
     files are kept then."""
     if os.environ.get("NHIS_METRICS_MASTER_PID") == str(os.getpid()):
         return
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="nhis-metrics-")
+    # In memory when the host has /dev/shm: workers write these files on every request (mmap), and
+    # dirty pages of a disk-backed file are written back under them.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="nhis-metrics-", dir=shm)
     os.makedirs(folder, exist_ok=True)
     for stale in glob.glob(os.path.join(folder, "*.db")):
         os.unlink(stale)
