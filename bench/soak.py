@@ -6,8 +6,9 @@ measured window (counted from Gunicorn's own log).
 
 Two settings are run by default:
 - `shipped`: gunicorn.conf.py as it is;
-- `recycling`: the same with `WEB_MAX_REQUESTS=20000` (the old default), so that every worker is
-  replaced every ~20 s under this load: recycling itself must not show in the tail.
+- `recycling`: the same with `WEB_MAX_REQUESTS=20000` (the old default's count), so that every
+  worker is replaced after 20,000-30,000 requests, every 20-30 s at ~1,000 requests a second per
+  worker: recycling itself must not show in the tail.
 
 Rate limits are lifted for the run (NHIS_RATE_LIMITS), request metrics are on (NHIS_METRICS_TOKEN).
 Needs wrk and the database of bench/stats.py (loaded if missing; BENCH_MYSQL, BENCH_REDIS, BENCH_DB).
@@ -183,9 +184,9 @@ machine's cores.
 {table}
 
 Settings: `shipped` is gunicorn.conf.py as it is (workers replaced above `WEB_MAX_WORKER_MEMORY_MB`,
-or after `WEB_MAX_REQUESTS` ± 50%); `recycling` sets `WEB_MAX_REQUESTS=20000` (the old default),
-so every worker is replaced every ~20 s of this load. Non-2xx answers and socket errors over
-every run: {errors}. Largest resident size of one of our workers at the end of a run: {rss:.0f} MB.
+or after `WEB_MAX_REQUESTS` ± 50%); `recycling` sets `WEB_MAX_REQUESTS=20000` (the old default's
+count, now ± 50%), so each worker is replaced after 20,000-30,000 requests, several times a run.
+Non-2xx answers and socket errors over every run: {errors}. Largest resident size of one of our workers at the end of a run: {rss:.0f} MB.
 """
     write_section("soak", "Sustained load: 60 s against bare endpoints, worker recycling on", body,
                   command=f"python -m bench.soak --seconds {args.seconds} --connections {args.connections} "
