@@ -1,7 +1,9 @@
 """Process-wide handles (engine, sessions, cache client, task producer), built lazily.
 
-Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children call
-`dispose()` after fork so no pooled connection crosses the prefork boundary. The role (`api`,
+Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children and
+Gunicorn workers (forked from a preloaded master, api/wsgi.py) call `dispose()` after fork so no
+pooled connection crosses the fork. Nothing here connects when built: every handle is made on
+first use. The role (`api`,
 `worker`, `cli`) picks the database connection options (shared/db/engine.py): only workers may
 `LOAD DATA LOCAL INFILE`, only the API gets short timeouts.
 """
@@ -50,5 +52,7 @@ class Resources:
         return self.producer.send_task(name, args=args, kwargs=kwargs)
 
     def dispose(self) -> None:
+        """After a fork: drop the engine's pooled connections without closing them (they are the
+        parent's). Redis clients need nothing: redis-py starts a new pool when the pid changes."""
         if "engine" in self.__dict__:
             self.engine.dispose(close=False)
