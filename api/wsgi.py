@@ -17,3 +17,9 @@ def after_fork() -> None:
     Redis clients start a fresh pool in a new pid by themselves (redis-py checks the pid); the
     Celery producer is only ever built in a worker, on its first task."""
     app.extensions["resources"].dispose()
+
+
+def before_exit() -> None:
+    """Called by gunicorn.conf.py's `worker_exit` when a worker leaves normally, before it ends
+    without the interpreter's teardown."""
+    app.extensions["resources"].close()

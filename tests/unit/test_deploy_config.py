@@ -89,3 +89,25 @@ def test_only_worker_connections_get_local_infile_and_the_api_gets_short_timeout
     assert worker["read_timeout"] == settings.db_worker_read_timeout_seconds
     with pytest.raises(ValueError):
         mysql_connect_args(settings, "web")
+
+
+def test_only_a_worker_leaving_normally_skips_the_interpreter_teardown(monkeypatch, tmp_path):
+    import logging
+    import os
+    import sys
+    import types
+
+    conf = gunicorn_conf(monkeypatch, tmp_path)
+    exits, closed = [], []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    monkeypatch.setitem(sys.modules, "api.wsgi", types.SimpleNamespace(before_exit=lambda: closed.append(1)))
+
+    def leave(booted: bool, alive: bool) -> None:
+        conf["worker_exit"](None, types.SimpleNamespace(booted=booted, alive=alive))
+
+    leave(booted=True, alive=True)  # the loop ended on an error: Gunicorn exits with its own code
+    leave(booted=False, alive=False)  # never booted (WORKER_BOOT_ERROR must reach the master)
+    assert exits == [] and closed == []
+    leave(booted=True, alive=False)  # replaced, or the server stopping
+    assert exits == [0] and closed == [1]  # connections closed first
