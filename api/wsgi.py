@@ -7,8 +7,10 @@ holds none); `after_fork` makes sure nothing pooled crosses the fork anyway.
 """
 
 from api import create_app
+from shared.db.engine import prepare_driver
 
 app = create_app()
+prepare_driver(app.config["SETTINGS"])  # the driver and its TLS context, once, in the master
 
 
 def after_fork() -> None:

@@ -253,3 +253,23 @@ def test_after_fork_gives_the_child_its_own_database_connection(settings):
     with res.engine.connect() as conn:
         assert conn.scalar(text("SELECT CONNECTION_ID()")) == parent_id
     res.engine.dispose()
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_connections_share_one_tls_context_and_keep_tls_optional(settings, role):
+    """PyMySQL's default TLS context (CA bundle loaded: tens of ms) is built once per process, not
+    per connection; TLS stays what PyMySQL makes it without options: offered, not required."""
+    from shared.db.engine import connection_class
+    from shared.resources import Resources
+
+    res = Resources(settings, role=role)
+    first, second = res.engine.connect(), res.engine.connect()  # two pooled connections
+    try:
+        a, b = first.connection.dbapi_connection, second.connection.dbapi_connection
+        assert a is not b and isinstance(a, connection_class())
+        assert a.ctx is b.ctx is connection_class().preferred()
+        assert a._ssl_required is False  # a server without TLS (as here) still answers
+    finally:
+        first.close()
+        second.close()
+        res.engine.dispose()
