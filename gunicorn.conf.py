@@ -12,7 +12,9 @@ Recycling without spikes (docs/DECISIONS.md, docs/ARCHITECTURE.md "The web proce
   collections do not walk (and copy) the master's modules;
 - workers are recycled for memory, not on a schedule: above `WEB_MAX_WORKER_MEMORY_MB` resident
   (checked every `WEB_MEMORY_CHECK_EVERY` requests) a worker finishes its request and is replaced;
-  `WEB_MAX_REQUESTS` (high, with 50% jitter so workers never leave together) is a backstop.
+  `WEB_MAX_REQUESTS` (high, with 50% jitter so workers never leave together) is a backstop;
+- a worker leaving normally skips the interpreter's teardown (`worker_exit`);
+- heartbeat and metrics files live in /dev/shm, where no write waits on a disk.
 """
 
 import gc
