@@ -7,7 +7,8 @@ Recycling without spikes (docs/DECISIONS.md, docs/ARCHITECTURE.md "The web proce
   included, is a fork of that warm master (a fork costs milliseconds; a cold import plus
   `create_app` costs a few hundred, on a core the other workers need);
 - nothing pooled crosses the fork: `create_app` opens no connection and `post_fork` disposes the
-  engine's pool anyway (api/wsgi.py `after_fork`);
+  engine's pool anyway (api/wsgi.py `after_fork`); a new worker connects in `post_worker_init`,
+  once its signal handlers are installed and before its first request;
 - objects built before the fork are frozen out of the garbage collector, so a worker's full
   collections do not walk (and copy) the master's modules;
 - workers are recycled for memory, not on a schedule: above `WEB_MAX_WORKER_MEMORY_MB` resident
@@ -80,6 +81,12 @@ def post_fork(server, worker):
     wsgi = sys.modules.get("api.wsgi")  # preloaded; absent for the bench's bare apps
     if wsgi is not None:
         wsgi.after_fork()
+
+
+def post_worker_init(worker):
+    wsgi = sys.modules.get("api.wsgi")
+    if wsgi is not None:
+        wsgi.warm()
 
 
 def _resident_mb() -> float:

@@ -17,8 +17,17 @@ def after_fork() -> None:
     """Called by gunicorn.conf.py's `post_fork` in each new worker: the SQLAlchemy pool is disposed
     without closing the master's sockets (SQLAlchemy's documented way for forked children); the
     Redis clients start a fresh pool in a new pid by themselves (redis-py checks the pid); the
-    Celery producer is only ever built in a worker, on its first task."""
+    Celery producer is only ever built in a worker, on its first task. No I/O here: until the
+    worker installs its own signal handlers (after this hook) a stop signal would be lost."""
     app.extensions["resources"].dispose()
+
+
+def warm() -> None:
+    """Called by gunicorn.conf.py's `post_worker_init`, in a new worker before its first request:
+    open its database and Redis connections now, while the other workers carry the load, rather
+    than on that request."""
+    app.extensions["resources"].warm()
+    app.extensions["rate_limiter"].warm()
 
 
 def before_exit() -> None:

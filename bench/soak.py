@@ -41,7 +41,7 @@ from shared.db.engine import unit_of_work
 from shared.stats.refresh import refresh
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {"shipped": {}, "recycling": {"WEB_MAX_REQUESTS": "20000"}}
+SETTINGS = ("shipped", "recycling")
 # wrk's summary as one parseable line; latencies in microseconds. The timeout is long so a slow
 # answer is measured rather than dropped as a timeout.
 REPORT_LUA = """
@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--settings", default="shipped,recycling")
+    parser.add_argument("--recycle-after", type=int, default=20_000,
+                        help="WEB_MAX_REQUESTS of the recycling setting (± 50%% jitter)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -146,7 +148,9 @@ def main() -> None:
     ]
     rows = []
     for setting in args.settings.split(","):
-        env = {**base, **SETTINGS[setting]}
+        if setting not in SETTINGS:
+            sys.exit(f"unknown setting {setting!r}; one of {', '.join(SETTINGS)}")
+        env = {**base, **({"WEB_MAX_REQUESTS": str(args.recycle_after)} if setting == "recycling" else {})}
         for name, path, script, bare_target, bare_path, bare_script, bare_probe in cases:
             ours = Server("api.wsgi:app", 18090, env, ("GET", "/health"))
             bare = Server(bare_target, 18091, env, bare_probe)
@@ -184,13 +188,13 @@ machine's cores.
 {table}
 
 Settings: `shipped` is gunicorn.conf.py as it is (workers replaced above `WEB_MAX_WORKER_MEMORY_MB`,
-or after `WEB_MAX_REQUESTS` ± 50%); `recycling` sets `WEB_MAX_REQUESTS=20000` (the old default's
-count, now ± 50%), so each worker is replaced after 20,000-30,000 requests, several times a run.
+or after `WEB_MAX_REQUESTS` ± 50%); `recycling` sets `WEB_MAX_REQUESTS={args.recycle_after}` (± 50%;
+the old default was 20,000), so each worker is replaced several times a run.
 Non-2xx answers and socket errors over every run: {errors}. Largest resident size of one of our workers at the end of a run: {rss:.0f} MB.
 """
     write_section("soak", "Sustained load: 60 s against bare endpoints, worker recycling on", body,
                   command=f"python -m bench.soak --seconds {args.seconds} --connections {args.connections} "
-                          f"--settings {args.settings}")
+                          f"--settings {args.settings} --recycle-after {args.recycle_after}")
 
 
 if __name__ == "__main__":

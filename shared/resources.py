@@ -51,6 +51,21 @@ class Resources:
     def send_task(self, name: str, *args, **kwargs):
         return self.producer.send_task(name, args=args, kwargs=kwargs)
 
+    def warm(self) -> None:
+        """Open one database and one cache connection now, in a new worker before it takes requests,
+        so its first request does not pay for them (with the dialect's first-connect queries). A
+        dependency that is down is left for the request path to report."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception:  # noqa: BLE001 - the first request reports it (503 database_unavailable)
+            pass
+        if self.cache is not None:
+            try:
+                self.cache.ping()
+            except Exception:  # noqa: BLE001 - statistics fall back to the database copy
+                pass
+
     def close(self) -> None:
         """Before this process exits: close the connections it opened (the database then sees a
         clean quit, not a reset)."""

@@ -68,9 +68,12 @@ class Server:
         return self
 
     def stop(self) -> None:
+        """SIGTERM to the master, as a deploy does. A worker that lost its stop signal (one sent
+        while it was busy in a hook before installing its handlers) would hold the master for
+        Gunicorn's 30-s graceful timeout: waiting less makes that a failure."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=20)
 
     def workers(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children()
@@ -169,7 +172,7 @@ def test_request_metrics_sum_every_worker_per_route_and_status(loaded, server):
     assert web.recycles().get("max_requests", 0) >= 1
 
 
-def test_a_worker_above_its_memory_limit_is_replaced_after_its_request(server):
+def test_a_worker_above_its_memory_limit_is_replaced_after_its_request(resources, server):
     web = server(WEB_MAX_WORKER_MEMORY_MB="1", WEB_MEMORY_CHECK_EVERY="10")  # every worker is above 1 MB
     with ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(lambda _: web.call("GET", "/health")[0], range(60)))
@@ -209,7 +212,8 @@ def _established(proc: psutil.Process) -> set:
 
 def test_nothing_opened_before_the_fork_is_shared(loaded, server, settings):
     """The master builds the app (preload) and holds no connection; each worker opens its own
-    database and Redis connections after the fork, and no two workers hold the same socket."""
+    database and Redis connections after the fork, before its first request (only /health, which
+    touches neither, has been called), and no two workers hold the same socket, also after serving."""
     from sqlalchemy.engine import make_url
 
     web = server()
@@ -217,12 +221,13 @@ def test_nothing_opened_before_the_fork_is_shared(loaded, server, settings):
     ports = {make_url(settings.database_url).port or 3306, int(settings.redis_url.rsplit(":", 1)[1].split("/")[0])}
 
     def every_worker_connected() -> bool:
-        with ThreadPoolExecutor(4) as pool:  # records need the database, stats Redis
-            list(pool.map(lambda path: web.call("GET", path, key), [f"/api/v1/records/{loaded['record']}",
-                                                                    "/api/v1/stats/risk"] * 8))
         return all({raddr.port for _laddr, raddr in _established(w)} >= ports for w in web.workers())
 
     wait_until(every_worker_connected, 30, 0.1, "both workers connected to the database and Redis")
+    with ThreadPoolExecutor(4) as pool:  # records use the database, stats Redis
+        statuses = set(pool.map(lambda path: web.call("GET", path, key)[0],
+                                [f"/api/v1/records/{loaded['record']}", "/api/v1/stats/risk"] * 8))
+    assert statuses == {200}
     master = psutil.Process(web.proc.pid)
     assert _established(master) == set()
     first, second = (_established(w) for w in web.workers())
