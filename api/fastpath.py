@@ -1,6 +1,6 @@
 """WSGI fast paths for the two hottest requests, which then skip Flask's per-request machinery.
 
-- `GET /api/v1/stats/<endpoint>`: ready bytes from Redis.
+- `GET /api/v1/stats/<endpoint>`: ready JSON bytes from Redis (CSV requests go to the route).
 - `POST /api/v1/simulate`: one person through the rule table.
 
 The seam with the Flask path is declared, not implied:
@@ -30,7 +30,8 @@ from api.auth import policy_of
 from api.finisher import complete_request, finishing_headers, request_id_for
 from api.jsonprovider import dumps_bytes
 from api.routes.simulate import quick_include, quick_person, simulate_one
-from api.routes.stats import ENDPOINTS, cache_key, quick_query
+from api.routes.stats import cache_key, quick_query
+from shared.stats.keys import ENDPOINTS
 from shared.stats.store import read_payload_from_cache
 
 STATS_PREFIX = "/api/v1/stats/"

@@ -7,7 +7,7 @@ from flask import Flask, Response
 
 app = Flask(__name__)
 _redis = redis.Redis.from_url(os.environ["BARE_REDIS_URL"])
-_FIELD = os.environ.get("BARE_FIELD", "risk:latest:all:all")
+_FIELD = os.environ.get("BARE_FIELD", "risk:latest:all:all:all")
 
 
 @app.get("/stats")

@@ -32,6 +32,7 @@ from shared.auth.keys import create_key
 from shared.config import load_settings
 from shared.db.engine import unit_of_work
 from shared.resources import Resources
+from shared.stats.keys import LATEST, payload_key
 from shared.stats.refresh import refresh
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +128,7 @@ def main() -> None:
            "BARE_REDIS_URL": resources.settings.redis_db_url("cache")}
     rows = []
     for endpoint in ENDPOINTS:
-        field = f"{endpoint}:latest:all:all"
+        field = payload_key(endpoint, LATEST)
         ours = start_gunicorn("api.wsgi:app", 18080, env)
         bare = start_gunicorn("bench.bare_stats:app", 18081, {**env, "BARE_FIELD": field})
         try:

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     data_dir: Path = Field(default=Path("./data"), alias="NHIS_DATA_DIR")
     small_cell_min: int = Field(default=11, ge=1, le=1000, alias="NHIS_SMALL_CELL_MIN")
+    # >= 21: below that, nearest-rank p5 or p95 would be a group's minimum or maximum
+    percentile_min_n: int = Field(default=100, ge=21, le=100_000, alias="NHIS_PERCENTILE_MIN_N")
     stats_refresh_seconds: int = Field(default=300, ge=5, alias="NHIS_STATS_REFRESH_SECONDS")
     chunk_rows: int = Field(default=50_000, ge=100, le=1_000_000, alias="NHIS_CHUNK_ROWS")
     chunk_timeout_seconds: int = Field(default=600, ge=10, alias="NHIS_CHUNK_TIMEOUT_SECONDS")

@@ -19,6 +19,7 @@ from shared.data.catalog import BY_NAME
 from shared.rules.layout import INCLUDES, person_response
 from shared.rules.scalar import evaluate_scalar
 from shared.stats import peer
+from shared.stats.keys import PERCENTILES
 from shared.stats.peer import peer_percentiles
 
 URL_PREFIX = "/simulate"
@@ -186,7 +187,7 @@ def _rank_all(values: list[float], blocks: list[dict], which: list[int]) -> list
     """
     import numpy as np
 
-    quantiles = peer.QUANTILES
+    quantiles = PERCENTILES
     table = np.full((len(blocks), len(quantiles)), np.nan)
     for b, block in enumerate(blocks):
         points = [block.get(f"p{q}") for q in quantiles]

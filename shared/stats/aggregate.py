@@ -3,18 +3,24 @@
 Why: statistics must be served warm and a full refresh over 1,000,000 rows must take seconds, so
 no refresh ever reads people. Each chunk (~50k rows) is reduced once, when it is loaded, to two
 small tables whose every number is a *sum* over people; a refresh sums the partials of a year's
-current job (``merge_partials``) and ``shared.stats.publish`` builds every payload from that.
+current job (``merge_partials``) and ``shared.stats.payloads`` builds every payload from that.
 
 The two tables (see :class:`Aggregates`):
 
 * ``counts`` - wide, one row per cell ``(year, sex, age_group, province)``; province ``-1`` means
   unknown (NaN in the file). Columns, all int64 sums over the people of the cell:
 
-  - ``people``; ``rf_sum`` (sum of risk_factor_count over everyone: unknown factors count 0);
+  - ``people``; ``rf_sum`` (sum of the screening risk-factor count over everyone: unknown factors count 0);
   - ``{flag}:measured`` and ``{flag}:positive`` for every tri-state flag (NA = not measured);
-  - ``{column}={value}`` for every categorical column (screening_risk_group, the categories, smoking,
+  - ``{column}={value}`` for every categorical column (the risk groupings, the categories, smoking,
     drinking; numeric codes are written as integers, e.g. ``smoking=3``). Nulls are not counted,
     so ``n_measured`` of a category is the sum of its value columns.
+  - the *complete panel* of every rule (people with every input of the rule measured, the rule
+    table's ``RULE_INPUTS``; ``sex`` and ``age_group`` are always known): ``{rule}@panel`` (how many), ``{flag}@panel:measured`` and
+    ``{flag}@panel:positive``, ``{column}@panel={value}``, and ``rf_sum@panel`` (risk_factor_count
+    summed over the risk grouping's panel, where it is exact);
+  - ``panel_counted``: people whose chunk counted panels (partials written before panels existed
+    lack them; the statistics then say the complete-panel view needs a reload of that year).
 
   Value columns exist only where a value occurred; a missing column means 0.
 
@@ -49,7 +55,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS
+from shared.rules import CATEGORY_LEVELS, DERIVED_KINDS, RULE_INPUTS
+from shared.rules.table import ATP3_RULE, SCREENING_GROUP_RULE
 
 MAGIC = b"NHAG1"
 UNKNOWN_PROVINCE = -1
@@ -91,11 +98,26 @@ MEASURES: Mapping[str, Measure] = {
 }
 MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
 
+
+
 # The rule table owns which derived columns are flags and categories (one list, shared.rules).
+RISK_GROUP_COLUMN: str = SCREENING_GROUP_RULE.column
+RISK_COUNT_COLUMN: str = SCREENING_GROUP_RULE.count_column
+# Risk groupings published side by side: the screening-flag count and the NCEP ATP III category.
+RISK_GROUPINGS: tuple[str, ...] = (SCREENING_GROUP_RULE.column, ATP3_RULE.column)
 FLAGS: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "bool")
-CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items() if kind == "category" and c != "screening_risk_group")
+CATEGORIES: tuple[str, ...] = tuple(c for c, kind in DERIVED_KINDS.items()
+                                    if kind == "category" and c not in RISK_GROUPINGS)
 CODED: tuple[str, ...] = ("smoking", "drinking")  # numeric codes reported as distributions
-RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS["screening_risk_group"]
+RISK_GROUPS: tuple[str, ...] = CATEGORY_LEVELS[RISK_GROUP_COLUMN]
+PANEL_SUFFIX = "@panel"
+
+
+def rule_inputs(column: str) -> tuple[str, ...]:
+    """Raw inputs a published column needs (a coded answer is its own input)."""
+    if column in CODED:
+        return (column,)
+    return RULE_INPUTS.get(column, ())
 
 # Dense layout of every possible bin of every measure (~41k slots per (year, sex, age) cell).
 LO_BINS = np.array([round(m.lo * m.scale) for m in MEASURES.values()], np.int64)
@@ -140,6 +162,35 @@ def _value_label(value: object) -> str:
     return str(value)
 
 
+def _measured(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame[column]
+    if values.dtype == object:
+        return values.notna().to_numpy()
+    return np.isfinite(values.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _panels(frame: pd.DataFrame, columns) -> dict[str, np.ndarray]:
+    """Complete-panel mask of each column (every input measured); columns without inputs get none."""
+    measured: dict[str, np.ndarray] = {}
+    by_inputs: dict[tuple[str, ...], np.ndarray] = {}
+    out = {}
+    for column in columns:
+        inputs = rule_inputs(column)
+        if not inputs:
+            continue
+        if inputs not in by_inputs:
+            mask = np.ones(len(frame), dtype=bool)
+            for name in inputs:
+                if name not in measured:
+                    measured[name] = _measured(frame, name)
+                mask &= measured[name]
+            by_inputs[inputs] = mask
+        out[column] = by_inputs[inputs]
+    return out
+
+
 def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
     year = _int(frame, "year")
     sex = _int(frame, "sex")
@@ -154,25 +205,45 @@ def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
         "age_group": (u // 1024) % 32,
         "province": u % 1024 - 1,
         "people": np.bincount(cell, minlength=g),
-        "rf_sum": np.bincount(cell, weights=_int(frame, "risk_factor_count"), minlength=g),
+        "rf_sum": np.bincount(cell, weights=_int(frame, RISK_COUNT_COLUMN), minlength=g),
+        "panel_counted": np.bincount(cell, minlength=g),
     }
+    panels = _panels(frame, [c for c in (*FLAGS, *RISK_GROUPINGS, *CATEGORIES, *CODED) if c in frame])
+    if RISK_GROUP_COLUMN in panels:
+        in_panel = panels[RISK_GROUP_COLUMN]
+        columns["rf_sum" + PANEL_SUFFIX] = np.bincount(cell[in_panel], weights=_int(frame, RISK_COUNT_COLUMN)[in_panel],
+                                                       minlength=g)
     for flag in FLAGS:
         if flag not in frame:
             continue
         values = frame[flag].astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
-        columns[f"{flag}:measured"] = np.bincount(cell[~np.isnan(values)], minlength=g)
-        columns[f"{flag}:positive"] = np.bincount(cell[values == 1.0], minlength=g)
-    for column in ("screening_risk_group", *CATEGORIES, *CODED):
+        known, positive = ~np.isnan(values), values == 1.0
+        columns[f"{flag}:measured"] = np.bincount(cell[known], minlength=g)
+        columns[f"{flag}:positive"] = np.bincount(cell[positive], minlength=g)
+        if flag in panels:
+            in_panel = panels[flag]
+            columns[flag + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
+            columns[f"{flag}{PANEL_SUFFIX}:measured"] = np.bincount(cell[in_panel & known], minlength=g)
+            columns[f"{flag}{PANEL_SUFFIX}:positive"] = np.bincount(cell[in_panel & positive], minlength=g)
+    for column in (*RISK_GROUPINGS, *CATEGORIES, *CODED):
         if column not in frame:
             continue
         codes, levels = pd.factorize(frame[column], use_na_sentinel=True)
         width = len(levels)
+        in_panel = panels.get(column)
+        if in_panel is not None:
+            columns[column + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
         if width == 0:
             continue
         known = codes >= 0
         table = np.bincount(cell[known] * width + codes[known], minlength=g * width).reshape(g, width)
         for j, level in enumerate(levels):
             columns[f"{column}={_value_label(level)}"] = table[:, j]
+        if in_panel is not None:
+            take = known & in_panel
+            table = np.bincount(cell[take] * width + codes[take], minlength=g * width).reshape(g, width)
+            for j, level in enumerate(levels):
+                columns[f"{column}{PANEL_SUFFIX}={_value_label(level)}"] = table[:, j]
     return pd.DataFrame({k: np.asarray(v).astype(np.int64) for k, v in columns.items()})
 
 
@@ -302,7 +373,7 @@ def merge_partials(parts: Iterable[bytes]) -> Aggregates:
         slots.append(slot)
         weights.append(n)
     if count_frames:
-        counts_df = pd.concat(count_frames, ignore_index=True)
+        counts_df = pd.concat(count_frames, ignore_index=True).fillna(0)
         counts_df = counts_df.astype({k: np.int64 for k in CELL_KEYS})
         counts_df = counts_df.groupby(list(CELL_KEYS), sort=True).sum().astype(np.int64)
     else:

@@ -7,16 +7,15 @@ import time
 
 import orjson
 
-from shared.stats.publish import payload_key
-from shared.stats.store import latest_alias, read_payload
+from shared.stats.keys import LATEST, PERCENTILES, payload_key
+from shared.stats.store import read_payload
 
-QUANTILES = (5, 10, 25, 50, 75, 90, 95)
 _TTL = 30.0
 _cache: dict[str, tuple[float, dict | None]] = {}
 
 
 def _percentile_table(resources, sex: str, age_group: int | None) -> dict | None:
-    key = latest_alias(payload_key("percentiles", 0, sex, age_group))
+    key = payload_key("percentiles", LATEST, sex, age_group)
     now = time.monotonic()
     hit = _cache.get(key)
     if hit and hit[0] > now:
@@ -29,7 +28,7 @@ def _percentile_table(resources, sex: str, age_group: int | None) -> dict | None
 
 def rank(value: float, block: dict) -> dict:
     """Approximate percentile of value by linear interpolation between the published quantiles."""
-    points = [(q, block.get(f"p{q}")) for q in QUANTILES]
+    points = [(q, block.get(f"p{q}")) for q in PERCENTILES]
     if any(v is None for _, v in points):
         return {"value": value, "percentile": None, "reason": "suppressed or too few people"}
     if value < points[0][1]:

@@ -28,7 +28,8 @@ from shared.db.engine import unit_of_work
 from shared.db.models import EtlJob, StatsPartial, YearVersion
 from shared.etl.states import JobStatus
 from shared.rules import RULE_VERSION
-from shared.stats.store import StaleSnapshot, latest_alias, write_generation
+from shared.stats.keys import latest_alias, year_of
+from shared.stats.store import StaleSnapshot, write_generation
 
 log = structlog.get_logger(__name__)
 LOCK_KEY = "nhis:stats:refresh-lock"
@@ -98,24 +99,28 @@ def _read_snapshot(resources) -> tuple[dict[int, int], list[bytes], dict | None]
 
 def _refresh(resources, reason: str) -> dict:
     from shared.stats.aggregate import merge_partials
-    from shared.stats.publish import build_payloads
+    from shared.stats.payloads import build_payloads
 
     started = time.perf_counter()
     versions, parts, last_etl = _read_snapshot(resources)
     version = dataset_version(versions)
     t_read = time.perf_counter()
     aggregates = merge_partials(parts)
+    settings = resources.settings
     meta = {
         "computed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "dataset_version": version,
         "rule_version": RULE_VERSION,
-        "small_cell_min": resources.settings.small_cell_min,
+        "small_cell_min": settings.small_cell_min,
         "last_etl": last_etl,
+        # per-year notes from ingest ({year: ["drinking blanks read as non-drinkers", ...]}): each
+        # payload of that year carries them in meta.notes
+        "notes_by_year": {},
     }
-    payloads = build_payloads(aggregates, meta, resources.settings.small_cell_min)
+    payloads = build_payloads(aggregates, meta, settings.small_cell_min, settings.percentile_min_n)
     if aggregates.years:
-        latest = f":{max(aggregates.years)}:"
-        payloads.update({latest_alias(k): v for k, v in list(payloads.items()) if latest in k})
+        latest = max(aggregates.years)
+        payloads.update({latest_alias(k): v for k, v in list(payloads.items()) if year_of(k) == latest})
     t_build = time.perf_counter()
     generation = None
     for attempt in range(3):

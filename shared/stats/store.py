@@ -5,6 +5,10 @@ to ready-to-send JSON bytes, plus ``__meta__``. A refresh writes a staging hash 
 over the current one, so readers never see a half-written snapshot. The same generation is
 written to ``stats_snapshots`` in one transaction; the API falls back to it when Redis is down
 or empty, and a worker rebuilds Redis from it.
+
+The table is addressed through a lightweight Core table clause rather than the ORM model: the web
+process reads payloads through this module and must not import the model module (it pulls in the
+rule engine and pandas). tests/unit/test_stats_keys.py keeps the two in step.
 """
 
 from __future__ import annotations
@@ -12,10 +16,27 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    LargeBinary,
+    String,
+    Text,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    table,
+)
 
 from shared.db.engine import unit_of_work
-from shared.db.models import StatsSnapshot
+
+SNAPSHOTS = table(
+    "stats_snapshots",
+    column("generation", BigInteger), column("key", String), column("payload", LargeBinary),
+    column("dataset_version", Text), column("rule_version", String), column("computed_at", DateTime),
+)
 
 CURRENT_KEY = "nhis:stats:current"
 STAGING_KEY = "nhis:stats:staging:{generation}"
@@ -42,11 +63,11 @@ STALE_TRUE = b'"stale":true'
 
 def has_snapshot(resources) -> bool:
     with unit_of_work(resources.sessions) as session:
-        return session.scalar(select(func.count()).select_from(StatsSnapshot)) > 0
+        return session.scalar(select(func.count()).select_from(SNAPSHOTS)) > 0
 
 
 def latest_generation(session) -> int | None:
-    return session.scalar(select(func.max(StatsSnapshot.generation)))
+    return session.scalar(select(func.max(SNAPSHOTS.c.generation)))
 
 
 def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_current=None) -> int:
@@ -64,8 +85,8 @@ def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_cu
         common = {"generation": generation, "dataset_version": meta["dataset_version"],
                   "rule_version": meta["rule_version"], "computed_at": computed_at}
         for batch in _batches(everything):  # one transaction, statements kept under max_allowed_packet
-            session.execute(insert(StatsSnapshot), [{**common, "key": k, "payload": v} for k, v in batch])
-        session.execute(delete(StatsSnapshot).where(StatsSnapshot.generation <= generation - KEEP_GENERATIONS))
+            session.execute(insert(SNAPSHOTS), [{**common, "key": k, "payload": v} for k, v in batch])
+        session.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.generation <= generation - KEEP_GENERATIONS))
     publish_to_cache(resources, generation, everything)
     return generation
 
@@ -102,7 +123,7 @@ def load_generation(resources, generation: int | None = None) -> dict[str, bytes
         if generation is None:
             return {}
         rows = session.execute(
-            select(StatsSnapshot.key, StatsSnapshot.payload).where(StatsSnapshot.generation == generation)
+            select(SNAPSHOTS.c.key, SNAPSHOTS.c.payload).where(SNAPSHOTS.c.generation == generation)
         )
         return {key: bytes(payload) for key, payload in rows}
 
@@ -135,9 +156,9 @@ def read_payload_from_cache(cache, name: str) -> bytes | None:
 def read_payload_from_db(resources, name: str) -> bytes | None:
     with unit_of_work(resources.sessions) as session:
         payload = session.scalar(
-            select(StatsSnapshot.payload)
-            .where(StatsSnapshot.key == name)
-            .order_by(StatsSnapshot.generation.desc())
+            select(SNAPSHOTS.c.payload)
+            .where(SNAPSHOTS.c.key == name)
+            .order_by(SNAPSHOTS.c.generation.desc())
             .limit(1)
         )
     return bytes(payload) if payload is not None else None
@@ -176,14 +197,9 @@ def mark_stale(resources) -> None:
         for key, payload in marked.items():
             if payload != payloads[key]:
                 session.execute(
-                    StatsSnapshot.__table__.update()
-                    .where(StatsSnapshot.generation == generation, StatsSnapshot.key == key)
+                    SNAPSHOTS.update()
+                    .where(SNAPSHOTS.c.generation == generation, SNAPSHOTS.c.key == key)
                     .values(payload=payload)
                 )
     publish_to_cache(resources, generation, marked)
 
-
-def latest_alias(key: str) -> str:
-    """The same payload under year "latest" (what a request without ?year= reads)."""
-    endpoint, _year, *rest = key.split(":")
-    return ":".join([endpoint, "latest", *rest])

@@ -12,6 +12,10 @@ CASES = [
     ("factors", {"year": "2018"}),
     ("percentiles", {"sex": "M"}),
     ("overview", {}),
+    ("region", {"population": "complete_panel", "sex": "F"}),
+    ("factors", {"population": "all", "age_group": "12"}),
+    ("trends", {"factor": "flag_diabetes"}),
+    ("trends", {}),
 ]
 
 
@@ -55,6 +59,29 @@ def assert_same_headers(flask_answer, fast_answer):
     assert {"X-Request-ID", "RateLimit-Limit", "X-Content-Type-Options", "Content-Security-Policy"} <= names
     assert int(fast_answer.headers["RateLimit-Remaining"]) < int(flask_answer.headers["RateLimit-Remaining"]) or \
         int(fast_answer.headers["RateLimit-Reset"]) > int(flask_answer.headers["RateLimit-Reset"])  # a new window
+
+
+def test_fast_path_leaves_csv_to_flask(app, api_key, resources, worker, loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("stats:read")
+    client.get("/api/v1/stats/risk", headers={"X-API-Key": key})  # cache the key
+    fast = app.wsgi_app
+    original, answers = fast._stats, []
+
+    def spy(environ, name):
+        answer = original(environ, name)
+        answers.append(answer is not None)
+        return answer
+
+    fast._stats = spy
+    try:
+        by_header = client.get("/api/v1/stats/risk", headers={"X-API-Key": key, "Accept": "text/csv"})
+        by_query = client.get("/api/v1/stats/risk", headers={"X-API-Key": key}, query_string={"format": "csv"})
+    finally:
+        fast._stats = original
+    assert answers == [False, False]  # neither took the JSON fast path
+    assert by_header.status_code == by_query.status_code == 200
+    assert by_header.data == by_query.data and by_header.mimetype == "text/csv"
 
 
 def test_fast_path_leaves_errors_to_flask(app, api_key, loaded_for_fastpath):

@@ -20,7 +20,7 @@ from shared.db.engine import unit_of_work
 from shared.db.models import EtlChunk, EtlJob, YearVersion
 from shared.etl.jobs import JobConflict, create_job, get_job, submit_job, wait_for_job
 from shared.stats import store
-from shared.stats.publish import payload_key
+from shared.stats.keys import payload_key
 from shared.stats.refresh import refresh
 from tests.support.files import data_lines, sample_file, wait_for_stats_with
 from tests.support.system import IsolatedSystem

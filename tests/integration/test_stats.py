@@ -3,6 +3,8 @@ flushed, concurrent refreshes."""
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 
 import orjson
@@ -14,6 +16,7 @@ from api import create_app
 from shared.db.engine import unit_of_work
 from shared.etl.jobs import create_job, wait_for_job
 from shared.stats import store
+from shared.stats.aggregate import RISK_GROUP_COLUMN, RULE_INPUTS
 from shared.stats.refresh import refresh
 from tests.support.files import sample_file, wait_for_stats_with
 from tests.support.worker import wait_until
@@ -42,6 +45,18 @@ def sql(resources, query, **params):
         return conn.execute(text(query), params).all()
 
 
+def published_equal(block, **expected) -> int:
+    """Every number of ``block`` that is published equals the SQL count; returns how many were."""
+    shown = 0
+    for name, value in expected.items():
+        if block[name] is not None:
+            assert block[name] == value, name
+            shown += 1
+        else:
+            assert block.get("suppressed") is True, name
+    return shown
+
+
 def visible(cell):
     return cell is not None and not (isinstance(cell, dict) and cell.get("suppressed"))
 
@@ -53,21 +68,29 @@ def test_counts_equal_independent_sql_counts(client, api_key, resources, stats_y
     assert overview["people"]["n"] == people
 
     risk = get(client, key, "risk", year=YEAR).get_json()["data"]
-    expected = dict(sql(resources, "SELECT screening_risk_group, COUNT(*) FROM screenings WHERE year = :y GROUP BY screening_risk_group", y=YEAR))
+    expected = dict(sql(resources, f"SELECT {RISK_GROUP_COLUMN}, COUNT(*) FROM screenings WHERE year = :y "
+                                   f"GROUP BY {RISK_GROUP_COLUMN}", y=YEAR))
     for group, n in expected.items():
         cell = risk["groups"][group]
         if not cell.get("suppressed"):
             assert cell["n"] == n
             assert cell["percent"] == pytest.approx(100 * n / people, abs=0.01)
 
-    factors = get(client, key, "factors", year=YEAR, sex="F").get_json()["data"]
-    measured, positive = map(int, sql(resources, "SELECT COUNT(flag_low_hdl), SUM(flag_low_hdl) FROM screenings "
+    women = sql(resources, "SELECT COUNT(*) FROM screenings WHERE year=:y AND sex=2", y=YEAR)[0][0]
+    measured, positive = map(int, sql(resources, "SELECT COUNT(hdl), SUM(flag_low_hdl) FROM screenings "
                                                  "WHERE year = :y AND sex = 2", y=YEAR)[0])
-    low_hdl = factors["flags"]["flag_low_hdl"]
-    assert low_hdl["n_measured"] == measured and low_hdl["n_positive"] == positive
-    # its own denominator: people with HDL measured, not everyone
-    assert low_hdl["percent"] == pytest.approx(100 * positive / measured, abs=0.01)
-    assert measured < sql(resources, "SELECT COUNT(*) FROM screenings WHERE year=:y AND sex=2", y=YEAR)[0][0]
+    panel = get(client, key, "factors", year=YEAR, sex="F", population="complete_panel").get_json()["data"]
+    low_hdl = panel["flags"]["flag_low_hdl"]
+    assert published_equal(low_hdl, n=measured, n_positive=positive, not_in_panel=women - measured) >= 2
+    if low_hdl["percent"] is not None:  # its own denominator: people with HDL measured, not everyone
+        assert low_hdl["percent"] == pytest.approx(100 * positive / measured, abs=0.01)
+    assert measured < women
+    every = get(client, key, "factors", year=YEAR, sex="F").get_json()["data"]
+    assert every["population"] == "all"
+    low_hdl = every["flags"]["flag_low_hdl"]
+    assert published_equal(low_hdl, n_positive=positive, n_unknown=women - measured) >= 1
+    if low_hdl["percent_positive"] is not None:
+        assert low_hdl["percent_positive"] == pytest.approx(100 * positive / women, abs=0.01)
 
     age = get(client, key, "age", year=YEAR).get_json()["data"]
     by_band = dict(sql(resources, "SELECT age_group, COUNT(*) FROM screenings WHERE year=:y GROUP BY age_group", y=YEAR))
@@ -85,7 +108,7 @@ def test_no_published_count_is_a_small_cell(client, api_key, resources, stats_ye
     def walk(node):
         if isinstance(node, dict):
             for name, value in node.items():
-                if name in ("n", "n_measured", "n_positive") and isinstance(value, int):
+                if name in ("n", "n_positive", "n_negative", "n_unknown", "not_in_panel") and isinstance(value, int):
                     yield value
                 else:
                     yield from walk(value)
@@ -95,9 +118,71 @@ def test_no_published_count_is_a_small_cell(client, api_key, resources, stats_ye
 
     counts = [n for key, raw in payloads.items() if key != store.META_FIELD for n in walk(orjson.loads(raw)["data"])]
     assert counts and all(n == 0 or n >= k for n in counts)
-    region = orjson.loads(payloads[f"region:{YEAR}:all:all"])["data"]
+    region = orjson.loads(payloads[f"region:{YEAR}:all:all:all"])["data"]
     assert any(p["people"].get("suppressed") for p in region["provinces"]) or all(
         p["people"]["n"] >= k for p in region["provinces"])
+
+
+RISK_INPUTS = RULE_INPUTS[RISK_GROUP_COLUMN]
+
+
+def test_complete_panel_views_equal_sql_counts(client, api_key, resources, stats_year):
+    key = api_key("stats:read")
+    panel_sql = " AND ".join(f"{c} IS NOT NULL" for c in RISK_INPUTS)
+    expected = dict(sql(resources, f"SELECT {RISK_GROUP_COLUMN}, COUNT(*) FROM screenings WHERE year = :y "
+                                   f"AND {panel_sql} GROUP BY {RISK_GROUP_COLUMN}", y=YEAR))
+    (everyone,) = sql(resources, "SELECT COUNT(*) FROM screenings WHERE year = :y", y=YEAR)[0]
+    data = get(client, key, "risk", year=YEAR, population="complete_panel").get_json()["data"]
+    block = data["groupings"][RISK_GROUP_COLUMN]
+    assert data["population"] == "complete_panel"
+    assert published_equal(block, n=sum(expected.values()), not_in_panel=everyone - sum(expected.values())) == 2
+    for group, n in expected.items():
+        cell = block["groups"][group]
+        if not cell.get("suppressed"):
+            assert cell["n"] == n and cell["percent"] == pytest.approx(100 * n / block["n"], abs=0.01)
+    assert not expected.get("INDETERMINATE")  # every input measured: the group is always decided
+    assert data["mean_risk_factor_count"]["lower_bound"] is False
+    every = get(client, key, "risk", year=YEAR).get_json()["data"]
+    assert every["mean_risk_factor_count"]["lower_bound"] is True
+    assert every["groups"]["INDETERMINATE"]["n"] > 0  # counted and shown over everyone
+
+
+def test_trends_and_csv(client, api_key, resources, stats_year):
+    key = api_key("stats:read")
+    index = get(client, key, "trends").get_json()["data"]
+    assert "flag_hypertension" in [f["factor"] for f in index["factors"]] and YEAR in index["years"]
+    trend = get(client, key, "trends", factor="flag_hypertension").get_json()
+    assert trend["meta"]["standard_population"].startswith("WHO World Standard Population")
+    national = next(e for e in trend["data"]["series"] if e["year"] == YEAR and e["sex"] == "all"
+                    and e["code"] == "all")
+    measured, positive = map(int, sql(resources, "SELECT COUNT(*), SUM(flag_hypertension) FROM screenings WHERE "
+                                                 "year = :y AND sbp IS NOT NULL AND dbp IS NOT NULL", y=YEAR)[0])
+    assert published_equal(national, n=measured, n_positive=positive) == 2
+    assert national["crude"]["ci_low"] < national["crude"]["percent"] < national["crude"]["ci_high"]
+    for entry in trend["data"]["series"]:  # a standardised rate, or the reason there is none
+        std = entry["age_standardised"]
+        assert (std["ci_low"] <= std["percent"] <= std["ci_high"]) if std["percent"] is not None else std["reason"]
+    bad = client.get("/api/v1/stats/trends", headers={"X-API-Key": key}, query_string={"factor": "no_such_factor"})
+    assert bad.status_code == 422 and "flag_hypertension" in bad.get_json()["error"]["details"]["fields"]["factor"][0]
+
+    as_json = get(client, key, "risk", year=YEAR, sex="F").get_json()["data"]
+    for response in (get(client, key, "risk", year=YEAR, sex="F", format="csv"),
+                     client.get("/api/v1/stats/risk", headers={"X-API-Key": key, "Accept": "text/csv"},
+                                query_string={"year": YEAR, "sex": "F"})):
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+        assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+        assert response.data.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark for Excel
+        assert response.headers["X-Stats-Rule-Version"] and "attachment" in response.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
+        people = next(r for r in rows if r["section"] == "people" and r["sex"] == "F")
+        assert int(people["value"]) == as_json["people"]["n"]
+    region = get(client, key, "region", year=YEAR, format="csv").data.decode("utf-8-sig")
+    assert "서울특별시" in region
+    assert client.get("/api/v1/stats/risk", headers={"X-API-Key": key},
+                      query_string={"format": "xml"}).status_code == 422
+    wrong = client.get("/api/v1/stats/overview", headers={"X-API-Key": key},
+                       query_string={"population": "complete_panel"})
+    assert wrong.status_code == 422 and "population" in wrong.get_json()["error"]["details"]["fields"]
 
 
 def test_redis_down_serves_the_database_snapshot(settings, api_key, stats_year):

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.stats.aggregate import CATEGORIES, FLAGS, MEASURES, RISK_GROUPS
+from shared.rules import CATEGORY_LEVELS
+from shared.stats.aggregate import (
+    CATEGORIES,
+    FLAGS,
+    MEASURES,
+    RISK_COUNT_COLUMN,
+    RISK_GROUP_COLUMN,
+    RISK_GROUPINGS,
+    RISK_GROUPS,
+)
 
 PROVINCE_CODES = (11, 26, 41, 42, 49, 50)
 LEVELS = {c: (f"{c}_a", f"{c}_b", f"{c}_c") for c in CATEGORIES}
@@ -49,10 +58,28 @@ def make_frame(n: int, seed: int = 0, years: tuple[int, ...] = (2024,),
         arr = pd.array(rng.random(n) < 0.25, dtype="boolean")
         arr[rng.random(n) < (0.65 if "hdl" in flag or "triglycerides" in flag else 0.05)] = pd.NA
         f[flag] = arr
-    f["risk_factor_count"] = rng.integers(0, 5, n).astype(np.int64)
-    f["screening_risk_group"] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
+    f[RISK_COUNT_COLUMN] = rng.integers(0, 5, n).astype(np.int64)
+    f[RISK_GROUP_COLUMN] = rng.choice(np.array(RISK_GROUPS, dtype=object), n, p=list(risk_p))
+    for column in RISK_GROUPINGS[1:]:
+        f[column] = rng.choice(np.array(CATEGORY_LEVELS[column], dtype=object), n, p=list(risk_p))
     for c in CATEGORIES:
         f[c] = rng.choice(np.array([*LEVELS[c], None], dtype=object), n, p=[0.55, 0.3, 0.1, 0.05])
+    f["urine_protein"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.8, 0.1, 0.05, 0.05])
     f["smoking"] = rng.choice([1.0, 2.0, 3.0, np.nan], n, p=[0.6, 0.2, 0.18, 0.02])
     f["drinking"] = rng.choice([0.0, 1.0, np.nan], n, p=[0.5, 0.48, 0.02])
     return pd.DataFrame(f)
+
+
+def screened_frame(rows: int, year: int = 2024, seed: int = 0, provinces: tuple[int, ...] | None = None,
+                   bands: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Realistic evaluated people: the project's generator through the rule table (what the ETL hands
+    chunk_partial), optionally kept to some provinces and age bands (to make many small cells)."""
+    from shared.data.generate import generate_frame
+    from shared.etl.transform import derive
+
+    frame = derive(generate_frame(rows, year=year, seed=seed), job_id=1, chunk_index=0)
+    if provinces is not None:
+        frame = frame[frame["province"].isin(provinces)]
+    if bands is not None:
+        frame = frame[frame["age_group"].isin(bands)]
+    return frame.reset_index(drop=True)

@@ -23,7 +23,7 @@ OPERATION_SCOPES = {
     ("get", "/api/v1/records"): "records:read",
     ("get", "/api/v1/records/{record_id}"): "records:read",
     **{("get", f"/api/v1/stats/{name}"): "stats:read"
-       for name in ("overview", "risk", "age", "factors", "region", "percentiles")},
+       for name in ("overview", "risk", "age", "factors", "region", "percentiles", "trends")},
     ("post", "/api/v1/stats/refresh"): "admin",
     ("post", "/api/v1/simulate"): "simulate",
     ("post", "/api/v1/simulate/batch"): "simulate",

@@ -13,6 +13,7 @@ from shared.config import SettingsError, load_settings
         ({"database_url": "not a url at all"}, "DATABASE_URL"),
         ({"small_cell_min": "eleven"}, "NHIS_SMALL_CELL_MIN"),
         ({"small_cell_min": 0}, "NHIS_SMALL_CELL_MIN"),
+        ({"percentile_min_n": 20}, "NHIS_PERCENTILE_MIN_N"),
         ({"chunk_rows": 5}, "NHIS_CHUNK_ROWS"),
     ],
 )

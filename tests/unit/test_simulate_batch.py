@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from api.routes.simulate import BatchSchema, SimulateQuerySchema, _rank_all, quick_include, quick_people
-from shared.stats.peer import QUANTILES, rank
+from shared.stats.keys import PERCENTILES as QUANTILES
+from shared.stats.peer import rank
 
 
 def _block(rng, kind: str) -> dict:

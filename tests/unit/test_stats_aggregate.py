@@ -9,6 +9,8 @@ import pytest
 from shared.stats.aggregate import (
     MEASURE_NAMES,
     MEASURES,
+    RISK_COUNT_COLUMN,
+    RISK_GROUP_COLUMN,
     RISK_GROUPS,
     chunk_partial,
     merge_partials,
@@ -37,7 +39,7 @@ def test_counts_equal_direct_pandas() -> None:
     counts = agg.counts
     expected_people = frame.groupby(keys).size()
     assert counts["people"].sort_index().tolist() == expected_people.sort_index().tolist()
-    assert counts["rf_sum"].sum() == frame["risk_factor_count"].sum()
+    assert counts["rf_sum"].sum() == frame[RISK_COUNT_COLUMN].sum()
     for flag in ("flag_low_hdl", "metabolic_syndrome"):
         measured = frame[flag].notna().groupby(keys).sum()
         positive = frame[flag].fillna(False).astype(bool).groupby(keys).sum()
@@ -48,7 +50,7 @@ def test_counts_equal_direct_pandas() -> None:
     assert counts["smoking=3"].sum() == (frame["smoking"] == 3).sum()
     assert counts["drinking=0"].sum() == (frame["drinking"] == 0).sum()
     for group in RISK_GROUPS:
-        assert counts[f"screening_risk_group={group}"].sum() == (frame["screening_risk_group"] == group).sum()
+        assert counts[f"{RISK_GROUP_COLUMN}={group}"].sum() == (frame[RISK_GROUP_COLUMN] == group).sum()
     unknown = counts.xs(-1, level="province")["people"].sum()
     assert unknown == frame["province"].isna().sum() > 0
 
@@ -122,3 +124,68 @@ def test_partial_from_another_bin_layout_is_rebinned() -> None:
     first = ag._ipc(counts)
     legacy = ag.MAGIC + struct.pack("<Q", len(first)) + first + ag._ipc(old_hist)
     pd.testing.assert_frame_equal(merge_partials([legacy]).hist, merge_partials([part]).hist)
+
+
+# --- complete panels ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from shared.stats.aggregate import (  # noqa: E402
+    CATEGORIES,
+    FLAGS,
+    PANEL_SUFFIX,
+    RULE_INPUTS,
+    rule_inputs,
+)
+
+# measured inputs (sex and age band are required columns: a row without them is rejected on read)
+RAW_INPUTS = sorted({c for inputs in RULE_INPUTS.values() for c in inputs} - {"sex", "age_group"})
+
+
+def test_every_published_rule_has_inputs() -> None:
+    for column in (*FLAGS, *CATEGORIES, RISK_GROUP_COLUMN):
+        assert rule_inputs(column), column
+    assert set(RULE_INPUTS["metabolic_syndrome"]) - {"sex"} == {"waist_cm", "triglycerides", "hdl", "sbp", "dbp",
+                                                                "fasting_glucose"}
+    assert set(RULE_INPUTS["flag_obesity"]) == {"height_cm", "weight_kg"}  # BMI's raw inputs
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(0, 300), seed=st.integers(0, 10_000), cut=st.floats(0, 1),
+       missing=st.dictionaries(st.sampled_from(RAW_INPUTS), st.floats(0, 1), max_size=6))
+def test_complete_panel_counts_equal_a_direct_count(rows, seed, cut, missing) -> None:
+    frame = make_frame(rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    for name, share in missing.items():  # blank inputs at random, as screening schedules do
+        frame.loc[rng.random(rows) < share, name] = np.nan
+    split = int(cut * rows)
+    agg = merge_partials([chunk_partial(frame.iloc[:split]), chunk_partial(frame.iloc[split:])])
+    if not rows:
+        assert agg.counts.empty
+        return
+    keys = [frame["year"], frame["sex"], frame["age_group"], frame["province"].fillna(-1).astype(int)]
+    counts = agg.counts.sort_index()
+    assert (counts["panel_counted"] == counts["people"]).all()
+
+    def direct(mask: pd.Series) -> list[int]:
+        return mask.groupby(keys).sum().sort_index().astype(int).tolist()
+
+    for column in ("flag_low_hdl", "flag_hypertension", "metabolic_syndrome", RISK_GROUP_COLUMN, "bp_category",
+                   "proteinuria", "smoking"):
+        in_panel = frame[list(rule_inputs(column))].notna().all(axis=1)
+        assert counts[column + PANEL_SUFFIX].tolist() == direct(in_panel), column
+        if column in FLAGS:
+            positive = frame[column].astype("boolean").fillna(False).astype(bool)
+            known = frame[column].notna()
+            assert counts[f"{column}{PANEL_SUFFIX}:positive"].tolist() == direct(in_panel & positive)
+            assert counts[f"{column}{PANEL_SUFFIX}:measured"].tolist() == direct(in_panel & known)
+        else:
+            values = frame[column].dropna().unique()
+            for value in values:
+                label = str(int(value)) if isinstance(value, float) else str(value)
+                name = f"{column}{PANEL_SUFFIX}={label}"
+                assert counts[name].tolist() == direct(in_panel & (frame[column] == value)), name
+    in_panel = frame[list(rule_inputs(RISK_GROUP_COLUMN))].notna().all(axis=1)
+    assert counts["rf_sum" + PANEL_SUFFIX].tolist() == frame[RISK_COUNT_COLUMN].where(in_panel, 0).groupby(
+        keys).sum().sort_index().astype(int).tolist()
