@@ -5,7 +5,6 @@ this test session itself imports pandas."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,18 +19,10 @@ pytestmark = pytest.mark.integration
 
 YEAR = 2012
 NEVER = {"pandas", "pyarrow", "celery", "kombu"}
-# Until the statistics key format moves out of shared/stats/publish.py (which builds payloads with
-# pandas) into its own pure-Python module, shared/stats/keys.py, the simulator's peers and the stats
-# routes pull pandas in through it. Only that chain is tolerated, and only while that module is
-# missing; any other chain fails now.
-KEY_MODULE_MISSING = importlib.util.find_spec("shared.stats.keys") is None
-PENDING_CHAIN = "shared/stats/publish.py"
 
 
 def judge(problems: dict[str, list[str]]) -> None:
-    """Fail naming each unexpected module and its import chain (or xfail on the pending one alone)."""
-    if problems and KEY_MODULE_MISSING and all(any(PENDING_CHAIN in f for f in c) for c in problems.values()):
-        pytest.xfail("the statistics key format still lives in shared/stats/publish.py (pandas)")
+    """Fail naming each unexpected module and the import chain that first brought it in."""
     assert not problems, "; ".join(f"{m} via {' -> '.join(chain)}" for m, chain in sorted(problems.items()))
 
 
