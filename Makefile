@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python -m bench.etl
 	$(BIN)/python -m bench.stats
 	$(BIN)/python -m bench.simulate
+	$(BIN)/python -m bench.boot
+	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.load
 
 lint: install

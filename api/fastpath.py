@@ -8,7 +8,8 @@ The seam with the Flask path is declared, not implied:
   a key already cached as valid with the right scope is served here;
 - rate limits: the same `RateLimiter.hit`, counted once; when a fast path declines after
   counting, it leaves its decision in `environ["nhis.rate_decision"]` and the Flask hook reuses it;
-- headers and logging: the same `api.finisher` functions.
+- headers, request metrics and logging: the same `api.finisher` functions, with the route label
+  of the Flask rule the fast path stands in for (so both paths count in the same series).
 
 A fast path answers only the plainly valid case. Everything else (a key not cached yet, a scope
 error, over the rate limit, anything a schema must judge, a Redis miss or error, any parameter or
@@ -26,7 +27,7 @@ import orjson
 from werkzeug.datastructures import MultiDict
 
 from api.auth import policy_of
-from api.finisher import finishing_headers, log_request, request_id_for
+from api.finisher import complete_request, finishing_headers, request_id_for
 from api.jsonprovider import dumps_bytes
 from api.routes.simulate import quick_include, quick_person, simulate_one
 from api.routes.stats import cache_key, quick_query
@@ -35,6 +36,7 @@ from shared.stats.store import read_payload_from_cache
 
 STATS_PREFIX = "/api/v1/stats/"
 SIMULATE_PATH = "/api/v1/simulate"
+SIMULATE_ENDPOINT = "simulate.simulate"
 JSON = ("Content-Type", "application/json")
 
 
@@ -58,6 +60,7 @@ class FastPaths:
         self.flask_app = flask_app
         self.extensions = flask_app.extensions  # read per call: tests and tools may swap resources
         self.access_log = flask_app.config["SETTINGS"].access_log
+        self.rules = {rule.endpoint: rule.rule for rule in flask_app.url_map.iter_rules()}
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -69,13 +72,13 @@ class FastPaths:
             answer = self._simulate(environ)
         if answer is None:
             return self.wsgi_app(environ, start_response)
-        body, extra, policy, decision, key_id = answer
+        body, extra, endpoint, policy, decision, key_id = answer
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         start_response("200 OK", [
             JSON, ("Content-Length", str(len(body))), *extra,
             *finishing_headers(request_id, started, decision, person_level=policy.person_level),
         ])
-        log_request(self.access_log, method, path, 200, started, request_id, key_id)
+        complete_request(self.access_log, method, self.rules[endpoint], 200, started, request_id, key_id)
         return [body]
 
     def _admit(self, environ, endpoint: str):
@@ -106,7 +109,8 @@ class FastPaths:
             name = cache_key(endpoint, query)
         except Exception:  # a 422 for this endpoint: the Flask route answers
             return None
-        admitted = self._admit(environ, f"stats.{endpoint}")
+        flask_endpoint = f"stats.{endpoint}"
+        admitted = self._admit(environ, flask_endpoint)
         if admitted is None:
             return None
         policy, info, decision = admitted
@@ -116,7 +120,7 @@ class FastPaths:
             return None
         if body is None:
             return None
-        return body, [("X-Cache", "hit")], policy, decision, info.id
+        return body, [("X-Cache", "hit")], flask_endpoint, policy, decision, info.id
 
     def _simulate(self, environ):
         if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
@@ -128,7 +132,7 @@ class FastPaths:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return None
-        admitted = self._admit(environ, "simulate.simulate")
+        admitted = self._admit(environ, SIMULATE_ENDPOINT)
         if admitted is None:
             return None
         policy, info, decision = admitted
@@ -143,7 +147,7 @@ class FastPaths:
         if person is None:
             return None
         body = dumps_bytes(simulate_one(person, self.extensions["resources"], include))
-        return body, [], policy, decision, info.id
+        return body, [], SIMULATE_ENDPOINT, policy, decision, info.id
 
 
 def init_fast_paths(app) -> None:

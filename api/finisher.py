@@ -1,8 +1,9 @@
 """The one place a response is finished, for the Flask path and the WSGI fast paths alike.
 
 Request id, timing, security headers, rate-limit headers, `Cache-Control: no-store` on
-person-level data, and the access log line all come from `finishing_headers` and `log_request`,
-so a header added here reaches both paths by construction (tests/unit/test_seam.py pins it).
+person-level data, the request metrics and the access log line all come from `finishing_headers`
+and `complete_request`, so a header or a metric added here reaches both paths by construction
+(tests/unit/test_seam.py pins it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 import uuid
 
 import structlog
+
+from api.observability import observe_request
 
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -65,7 +68,17 @@ def html_csp(body: bytes) -> str:
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def log_request(mode: str, method: str, path: str, status: int, started: float | None,
+def complete_request(mode: str, method: str, route: str, status: int, started: float | None,
+                     request_id: str, key_id: int | None) -> None:
+    """The last step of every request, whichever path answered: its latency in the request
+    histogram (labelled by `route`, the URL rule, never the raw path) and its access line."""
+    seconds = time.perf_counter() - started if started is not None else None
+    if seconds is not None:
+        observe_request(route, method, status, seconds)
+    log_request(mode, method, route, status, seconds, request_id, key_id)
+
+
+def log_request(mode: str, method: str, path: str, status: int, seconds: float | None,
                 request_id: str, key_id: int | None) -> None:
     """One access line: method, path (never the query string), status, time, key id. Never the key,
     the body or the filters (which may identify a person). `mode`: errors | all | off."""
@@ -73,6 +86,6 @@ def log_request(mode: str, method: str, path: str, status: int, started: float |
         return
     if not logging.getLogger("api.access").isEnabledFor(logging.INFO):
         return
-    ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    ms = round(seconds * 1000, 2) if seconds is not None else None
     level = _access.warning if status >= 500 else _access.info
     level("request", method=method, path=path, status=status, ms=ms, request_id=request_id, key_id=key_id)

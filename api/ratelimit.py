@@ -133,5 +133,14 @@ class RateLimiter:
             log.warning("ratelimit_storage_unavailable", error=type(exc).__name__,
                         retry_in_seconds=COOLDOWN_SECONDS)
 
+    def warm(self) -> None:
+        """Connect to the counters' Redis now (a new worker, before its first request); a failure
+        is left to `hit`, which fails open or closed as the route says."""
+        if self._redis is not None:
+            try:
+                self._redis.ping()
+            except Exception:  # noqa: BLE001
+                pass
+
     def reset_cooldown(self) -> None:
         self._down_until = 0.0

@@ -8,7 +8,8 @@ import uuid
 import structlog
 from flask import Flask, g, request
 
-from api.finisher import SAFE_REQUEST_ID, finishing_headers, html_csp, log_request, request_id_for
+from api.finisher import SAFE_REQUEST_ID, complete_request, finishing_headers, html_csp, request_id_for
+from api.observability import NO_ROUTE
 
 __all__ = ["SAFE_REQUEST_ID", "current_request_id", "init_request_context"]
 
@@ -33,10 +34,10 @@ def init_request_context(app: Flask) -> None:
                                              person_level=bool(policy and policy.person_level),
                                              has_csp=has_csp):
             response.headers[name] = value
-        rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        rule = request.url_rule.rule if request.url_rule is not None else NO_ROUTE
         key = g.get("api_key")
-        log_request(access_log, request.method, rule, response.status_code, g.get("started"),
-                    current_request_id(), key.id if key is not None else None)
+        complete_request(access_log, request.method, rule, response.status_code, g.get("started"),
+                         current_request_id(), key.id if key is not None else None)
         return response
 
     @app.teardown_request

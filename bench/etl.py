@@ -37,7 +37,7 @@ from tests.support.worker import WorkerProcess
 
 SERVER = os.environ.get("BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/4")
-DB = "nhis_bench"
+DB = os.environ.get("BENCH_DB", "nhis_bench")  # another name keeps one developer's runs apart
 
 
 def fresh_database() -> str:

@@ -10,6 +10,7 @@ cache, broker, worker or statistics check leaves it ready but *degraded*, naming
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
 from sqlalchemy import text
@@ -31,9 +32,22 @@ def check_cache(resources) -> tuple[bool, str]:
 
 
 def check_broker(resources) -> tuple[bool, str]:
-    with resources.producer.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=1)
-        return True, conn.transport_cls if isinstance(conn.transport_cls, str) else "ok"
+    """The broker answers: a PING on its Redis database, or its folder in embedded mode. Not through
+    the Celery producer, whose import (celery, kombu) the web process pays only when it sends a task."""
+    settings = resources.settings
+    if settings.embedded:
+        folder = settings.data_dir / "broker"
+        if not os.access(folder if folder.exists() else settings.data_dir, os.W_OK):
+            return False, f"filesystem broker folder {folder} is not writable"
+        return True, "filesystem"
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_db_url("broker"), socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return True, "redis"
 
 
 def check_workers(resources) -> tuple[bool, str]:

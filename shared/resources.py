@@ -1,7 +1,9 @@
 """Process-wide handles (engine, sessions, cache client, task producer), built lazily.
 
-Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children call
-`dispose()` after fork so no pooled connection crosses the prefork boundary. The role (`api`,
+Each process (Gunicorn worker, Celery child, CLI) owns one `Resources`; Celery children and
+Gunicorn workers (forked from a preloaded master, api/wsgi.py) call `dispose()` after fork so no
+pooled connection crosses the fork. Nothing here connects when built: every handle is made on
+first use. The role (`api`,
 `worker`, `cli`) picks the database connection options (shared/db/engine.py): only workers may
 `LOAD DATA LOCAL INFILE`, only the API gets short timeouts.
 """
@@ -49,6 +51,31 @@ class Resources:
     def send_task(self, name: str, *args, **kwargs):
         return self.producer.send_task(name, args=args, kwargs=kwargs)
 
+    def warm(self) -> None:
+        """Open one database and one cache connection now, in a new worker before it takes requests,
+        so its first request does not pay for them (with the dialect's first-connect queries). A
+        dependency that is down is left for the request path to report."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception:  # noqa: BLE001 - the first request reports it (503 database_unavailable)
+            pass
+        if self.cache is not None:
+            try:
+                self.cache.ping()
+            except Exception:  # noqa: BLE001 - statistics fall back to the database copy
+                pass
+
+    def close(self) -> None:
+        """Before this process exits: close the connections it opened (the database then sees a
+        clean quit, not a reset)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if self.__dict__.get("cache") is not None:
+            self.cache.close()
+
     def dispose(self) -> None:
+        """After a fork: drop the engine's pooled connections without closing them (they are the
+        parent's). Redis clients need nothing: redis-py starts a new pool when the pid changes."""
         if "engine" in self.__dict__:
             self.engine.dispose(close=False)

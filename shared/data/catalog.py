@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only where an array is transformed: the web process imports this catalog
+    import numpy as np
 
 Kind = Literal["int", "float", "code", "date"]
 
@@ -102,6 +103,8 @@ PROVINCE_CANONICAL = MappingProxyType({50: 49, 51: 42, 52: 45})
 
 def canonical_province(codes: np.ndarray) -> np.ndarray:
     """float64 province codes (NaN = unknown) with 50/51/52 replaced by 49/42/45."""
+    import numpy as np
+
     out = np.asarray(codes, dtype=np.float64).copy()
     for published, canonical in PROVINCE_CANONICAL.items():
         out[out == published] = canonical

@@ -15,6 +15,7 @@ a 503 with `Retry-After` in the API (api/errors.py), never a hung Gunicorn worke
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,8 +57,8 @@ def make_engine(settings: Settings, role: str = "cli", **kwargs) -> Engine:
             url, pool_pre_ping=True, pool_recycle=1800, connect_args=connect_args,
             isolation_level="READ COMMITTED", **kwargs
         )
+        event.listen(engine, "do_connect", _bounded_handshake(connect_args) if role == "api" else _connect)
         if role == "api":
-            event.listen(engine, "do_connect", _bounded_handshake(connect_args))
             event.listen(engine, "connect", _statement_timeout(settings.db_statement_timeout_seconds))
         event.listen(engine, "before_cursor_execute", _statement_budget, retval=True)
     else:
@@ -66,6 +67,46 @@ def make_engine(settings: Settings, role: str = "cli", **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": busy}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas(busy))
     return engine
+
+
+@functools.cache
+def connection_class():
+    """PyMySQL's connection, building its default TLS context once per process instead of once per
+    connection.
+
+    Given no TLS option, PyMySQL 1.2 negotiates TLS when the server offers it ("preferred", no
+    certificate check) and builds a new `ssl.create_default_context()` for it on every connection:
+    loading the system's CA bundle, ~35-50 ms of CPU on the request that opens the connection (a
+    new worker's first query, a reconnect after `pool_recycle` or an outage), against 0.5 ms for the
+    rest of the connect. The same context serves every connection of the process; TLS options given
+    in `DATABASE_URL` (`ssl_ca`, ...) keep PyMySQL's own handling. Overrides PyMySQL's
+    `_create_ssl_ctx` (pinned 1.2.4; tests/integration/test_gunicorn.py checks the sharing)."""
+    from pymysql.connections import Connection
+
+    class SharedTlsContext(Connection):
+        preferred_context = None
+
+        @classmethod
+        def preferred(cls):
+            if cls.preferred_context is None:
+                cls.preferred_context = Connection._create_ssl_ctx(None, {})  # uses only its argument
+            return cls.preferred_context
+
+        def _create_ssl_ctx(self, sslp):
+            return super()._create_ssl_ctx(sslp) if sslp else self.preferred()
+
+    return SharedTlsContext
+
+
+def prepare_driver(settings: Settings) -> None:
+    """Load the MySQL driver and build its TLS context now (a preloaded Gunicorn master calls this
+    once, so no worker pays for it on a request). Opens no connection."""
+    if settings.is_mysql:
+        connection_class().preferred()
+
+
+def _connect(dialect, _record, cargs, cparams):
+    return connection_class()(*cargs, **cparams)
 
 
 def _bounded_handshake(connect_args: dict):
@@ -77,7 +118,7 @@ def _bounded_handshake(connect_args: dict):
     short = connect_args["connect_timeout"]
 
     def connect(dialect, _record, cargs, cparams):
-        conn = dialect.loaded_dbapi.connect(*cargs, **{**cparams, "read_timeout": short, "write_timeout": short})
+        conn = connection_class()(*cargs, **{**cparams, "read_timeout": short, "write_timeout": short})
         conn._read_timeout = cparams.get("read_timeout")
         conn._write_timeout = cparams.get("write_timeout")
         return conn

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from shared.cli.db import upgrade
 from shared.config import load_settings
 from shared.etl.jobs import wait_for_job
+from shared.logging_setup import make_formatter
 from shared.resources import Resources
 from tests.support import services
 from tests.support.files import sample_file
@@ -75,7 +76,7 @@ def test_logs_of_a_full_run_hold_no_secret_and_no_person_level_data(system, tmp_
     app = create_app({"database_url": settings.database_url, "redis_url": settings.redis_url,
                       "data_dir": settings.data_dir, "metrics_token": settings.metrics_token, "access_log": "all"})
     handler = logging.StreamHandler(api_log)
-    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    handler.setFormatter(make_formatter("json"))  # whatever format an earlier test configured
     root.addHandler(handler)
     try:
         with unit_of_work(resources.sessions) as session:

@@ -42,12 +42,42 @@ def test_no_role_passes_flower_credentials_on_the_command_line():
     assert "--conf=flowerconfig.py" in (ROOT / "Procfile").read_text()
 
 
-def test_web_role_honours_port(monkeypatch):
+def gunicorn_conf(monkeypatch, folder, **env):
+    """Read gunicorn.conf.py as a new master would (its metrics folder and marker restored after)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    monkeypatch.setenv("NHIS_METRICS_MASTER_PID", "0")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_web_role_honours_port(monkeypatch, tmp_path):
     monkeypatch.delenv("WEB_BIND", raising=False)
-    monkeypatch.setenv("PORT", "5123")
-    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:5123"
-    monkeypatch.setenv("WEB_BIND", "127.0.0.1:9000")
-    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "127.0.0.1:9000"
+    assert gunicorn_conf(monkeypatch, tmp_path, PORT="5123")["bind"] == "0.0.0.0:5123"
+    assert gunicorn_conf(monkeypatch, tmp_path, WEB_BIND="127.0.0.1:9000")["bind"] == "127.0.0.1:9000"
+
+
+def test_web_role_preloads_and_recycles_for_memory_with_a_jittered_backstop(monkeypatch, tmp_path):
+    conf = gunicorn_conf(monkeypatch, tmp_path)
+    assert conf["preload_app"] is True and conf["control_socket_disable"] is True
+    assert conf["max_requests"] >= 100_000 and conf["max_requests_jitter"] == conf["max_requests"] // 2
+    assert conf["max_worker_memory_mb"] > 0
+    assert not gunicorn_conf(monkeypatch, tmp_path, WEB_PRELOAD="0")["preload_app"]
+
+
+def test_metrics_folder_is_emptied_when_a_master_starts_and_kept_when_it_rereads(monkeypatch, tmp_path):
+    import os
+
+    stale, other = tmp_path / "counter_123.db", tmp_path / "keep.txt"
+    stale.write_bytes(b"x")
+    other.write_text("not ours")
+    gunicorn_conf(monkeypatch, tmp_path)
+    assert not stale.exists() and other.exists()  # only the metric files go
+    assert os.environ["NHIS_METRICS_MASTER_PID"] == str(os.getpid())
+    live = tmp_path / "histogram_456.db"
+    live.write_bytes(b"x")
+    runpy.run_path(str(ROOT / "gunicorn.conf.py"))  # a HUP: same master, live workers' files stay
+    assert live.exists()
 
 
 def test_only_worker_connections_get_local_infile_and_the_api_gets_short_timeouts():
@@ -59,3 +89,25 @@ def test_only_worker_connections_get_local_infile_and_the_api_gets_short_timeout
     assert worker["read_timeout"] == settings.db_worker_read_timeout_seconds
     with pytest.raises(ValueError):
         mysql_connect_args(settings, "web")
+
+
+def test_only_a_worker_leaving_normally_skips_the_interpreter_teardown(monkeypatch, tmp_path):
+    import logging
+    import os
+    import sys
+    import types
+
+    conf = gunicorn_conf(monkeypatch, tmp_path)
+    exits, closed = [], []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    monkeypatch.setitem(sys.modules, "api.wsgi", types.SimpleNamespace(before_exit=lambda: closed.append(1)))
+
+    def leave(booted: bool, alive: bool) -> None:
+        conf["worker_exit"](None, types.SimpleNamespace(booted=booted, alive=alive))
+
+    leave(booted=True, alive=True)  # the loop ended on an error: Gunicorn exits with its own code
+    leave(booted=False, alive=False)  # never booted (WORKER_BOOT_ERROR must reach the master)
+    assert exits == [] and closed == []
+    leave(booted=True, alive=False)  # replaced, or the server stopping
+    assert exits == [0] and closed == [1]  # connections closed first

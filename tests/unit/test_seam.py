@@ -17,7 +17,7 @@ from tests.support.apps import embedded_app
 # What each hook does and where the fast paths get the same behaviour (api/fastpath.py):
 #   _start           request id and timer           -> finisher.request_id_for + perf_counter
 #   _enforce_policy  body limit, key, scope, limits -> FastPaths._admit (same policy, cache, limiter)
-#   _finish          headers and access log         -> finisher.finishing_headers + log_request
+#   _finish          headers, metrics, access log   -> finisher.finishing_headers + complete_request
 #   _unbind          structlog context              -> nothing bound on the fast path
 PINNED_HOOKS = {
     "before_request": ["init_request_context.<locals>._start", "init_auth.<locals>._enforce_policy"],
