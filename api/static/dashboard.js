@@ -42,7 +42,7 @@
     person: null,
     jobs: null,
     rejects: null,
-    watching: null,
+    loads: 0,
   };
 
   // --- text ------------------------------------------------------------------------------------
@@ -191,6 +191,7 @@
       state.scopes = who.scopes || [];
       store(KEY_STORE, key);
       setStatus($("status"), t("key_ok", {name: who.name, scopes: state.scopes.join(", ")}));
+      if (document.activeElement === $("key")) window.setTimeout(() => $("key-change").focus(), 0);
     } catch (e) {
       state.key = "";
       state.keyName = null;
@@ -210,6 +211,7 @@
     $("key").value = "";
     store(KEY_STORE, null);
     setStatus($("status"), t("key_forgotten"));
+    renderPerson();
     applyAccess();
     loadEverything();
   }
@@ -223,6 +225,9 @@
       node.hidden = allowed[what];
       node.textContent = what === "stats" && !state.key ? t("key_needed") : t("needs_scope", {scope: scopeOf[what]});
     });
+    const active = Boolean(state.keyName);  // a key was accepted: show it as one line, not the form
+    $("key-form").hidden = active;
+    $("key-actions").hidden = !active;
     const etl = has("etl:write");
     $("etl").hidden = !etl;
     $("etl-link").hidden = !etl;
@@ -237,6 +242,7 @@
     document.body.dataset.state = on ? "loading" : "ready";
   }
 
+  /** Load what the access allows; body[data-loaded] counts finished loads (tests wait on it). */
   async function loadEverything() {
     busy(true);
     try {
@@ -245,6 +251,8 @@
       if (has("etl:write")) work.push(loadJobs());
       await Promise.all(work);
     } finally {
+      state.loads += 1;
+      document.body.dataset.loaded = String(state.loads);
       busy(false);
     }
   }
@@ -283,6 +291,7 @@
     renderPrevalence();
     renderRisk();
     renderProvinces();
+    document.body.dataset.population = state.population;
   }
 
   /** Every factor's trend (the prevalence table needs each one's standardised rate), three at a time. */
@@ -373,9 +382,10 @@
   function renderPopulationExplain() {
     const text = t(state.population === "all" ? "pop_all_explain" : "pop_complete_panel_explain");
     $("population-explain").textContent = text;
-    for (const id of ["prevalence-denominator", "risk-denominator", "province-denominator"]) {
-      $(id).textContent = `${t("denominator")}: ${t(state.population === "all" ? "pop_all" : "pop_complete_panel")}`;
-    }
+    const name = `${t("denominator")}: ${t(state.population === "all" ? "pop_all" : "pop_complete_panel")}`;
+    $("prevalence-denominator").textContent = text;  // the explanation names the denominator first
+    $("risk-denominator").textContent = name;
+    $("province-denominator").textContent = name;
   }
 
   /** The share a flag block shows under the chosen denominator (MetS is complete-panel only). */
@@ -764,6 +774,7 @@
     xhr.responseType = "json";
     const bar = $("upload-progress");
     bar.value = 0;
+    setStatus($("etl-stats"), "");
     $("job-progress").value = 0;
     xhr.upload.addEventListener("progress", (e) => {
       if (!e.lengthComputable) return;
@@ -817,7 +828,7 @@
 
   /** After a load succeeds, the workers refresh the statistics: reload them once they include it. */
   async function watchStats(jobId) {
-    const status = $("etl-status");
+    const status = $("etl-stats");
     setStatus(status, t("etl_stats_wait", {job: jobId}));
     const tag = `job${jobId}`;
     for (let attempt = 0; attempt < 60; attempt += 1) {
@@ -871,7 +882,12 @@
       const key = $("key").value.trim();
       if (key) useKey(key);
     });
-    $("key-forget").addEventListener("click", forgetKey);
+    $("key-forget").addEventListener("click", () => { forgetKey(); $("key").focus(); });
+    $("key-change").addEventListener("click", () => {
+      $("key-form").hidden = false;
+      $("key").select();
+      $("key").focus();
+    });
     $("lang").addEventListener("click", () => {
       state.lang = state.lang === "ko" ? "en" : "ko";
       store(LANG_STORE, state.lang);
@@ -896,8 +912,12 @@
     });
     $("trend-factor").addEventListener("change", async () => {
       state.trendFactor = $("trend-factor").value;
-      if (!state.trends.has(state.trendFactor)) state.trends.set(state.trendFactor, await stats("trends", {factor: state.trendFactor}));
-      renderTrends();
+      try {
+        if (!state.trends.has(state.trendFactor)) state.trends.set(state.trendFactor, await stats("trends", {factor: state.trendFactor}));
+        renderTrends();
+      } catch (e) {
+        setStatus($("status"), e.message, true);
+      }
     });
     document.querySelectorAll("input[name=trend-sex]").forEach((input) => input.addEventListener("change", () => {
       if (input.checked) { state.trendSex = input.value; renderTrends(); }
