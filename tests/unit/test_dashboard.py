@@ -77,6 +77,37 @@ def test_the_page_has_a_strict_csp_and_no_inline_code(app):
     assert r.headers["Cache-Control"] == "no-cache"
 
 
+def test_every_control_has_a_label(app):
+    """Each input and select is inside a <label> or named by one (for=), so it has an accessible
+    name in either language; buttons have text."""
+    html = app.test_client().get("/").get_data(as_text=True)
+
+    class Controls(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.depth, self.labelled_ids, self.controls = 0, set(), []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "label":
+                self.depth += 1
+                if "for" in attrs:
+                    self.labelled_ids.add(attrs["for"])
+            elif tag in ("input", "select", "textarea"):
+                self.controls.append((attrs.get("id") or attrs.get("name"), self.depth > 0, attrs.get("id")))
+
+        def handle_endtag(self, tag):
+            if tag == "label":
+                self.depth -= 1
+
+    found = Controls()
+    found.feed(html)
+    assert len(found.controls) >= 20
+    unlabelled = [name for name, inside, ident in found.controls if not inside and ident not in found.labelled_ids]
+    assert unlabelled == []
+    assert not re.search(r"<button[^>]*>\s*</button>", html)
+
+
 def test_every_file_the_page_names_is_served_with_its_type_and_a_long_cache(app):
     client = app.test_client()
     page = parse(client.get("/").get_data(as_text=True))
@@ -216,3 +247,29 @@ def test_a_route_opened_by_a_setting_that_is_not_a_boolean_stops_start_up(app):
         finalize_policies(app)
     with pytest.raises(ValueError, match="never public"):
         requires("records:read", person_level=True, public_if="public_stats")
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_palette_meets_wcag_aa_on_the_page_background():
+    """Each colour that text or a chart mark uses reaches 4.5:1 on white (WCAG 2.1 AA for text, so
+    3:1 for marks too), also on the light panel background, and says its ratio truly."""
+    css = (STATIC / "dashboard.css").read_text("utf-8")
+    palette = re.findall(r"--([\w-]+): (#[0-9a-f]{6});\s*/\* ([\d.]+):1", css)
+    assert len(palette) >= 12, palette
+    soft = re.search(r"--soft: (#[0-9a-f]{6})", css)[1]
+    for name, colour, stated in palette:
+        ratio = _contrast(colour, "#ffffff")
+        assert abs(ratio - float(stated)) < 0.06, f"--{name}: {ratio:.2f}:1, the comment says {stated}:1"
+        assert ratio >= 4.5 and _contrast(colour, soft) >= 3, f"--{name} {colour}: {ratio:.2f}:1"
+    colour = {name: value for name, value, _ in palette}
+    assert _contrast(colour["muted"], soft) >= 4.5  # "withheld" and notices are written on the panel colour
+    assert _contrast("#ffffff", colour["accent"]) >= 4.5  # button text
