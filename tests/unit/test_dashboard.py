@@ -129,6 +129,17 @@ def test_every_file_the_page_names_is_served_with_its_type_and_a_long_cache(app)
         assert stale.status_code == 200 and stale.headers["Cache-Control"] == "no-cache"
 
 
+def test_every_dashboard_file_is_package_data():
+    """A wheel (`pip install .`, as the Dockerfiles do) carries every file the page names."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((STATIC.parents[1] / "pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["*"]
+    for name in [*ASSETS, "dashboard.html"]:
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} is not package data"
+
+
 def test_a_file_not_in_the_list_is_not_served(app):
     client = app.test_client()
     for name in ("dashboard.py", "..%2Fauth.py", "nothing.js", "dashboard.html"):
