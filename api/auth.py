@@ -8,7 +8,9 @@ whether it fails closed when the rate-limit store is down (routes that create wo
 Order of checks for one request (each answers before any later work is done):
 1. body size from `Content-Length` against the route's limit (413), before the body is read;
 2. public route: count against the caller's address (`anonymous` bucket);
-3. missing or malformed key: count against the address, then 401 (no database query);
+3. missing key on a route that is public when a setting says so (`public_if`, e.g. statistics with
+   NHIS_PUBLIC_STATS=1): count against the address and serve;
+   otherwise a missing or malformed key: count against the address, then 401 (no database query);
 4. key looked up by its SHA-256 in the per-process cache (positive and bounded negative entries,
    `NHIS_KEY_CACHE_SECONDS`), else one query: unknown or revoked → 401;
 5. scope check → 403; then the key's counter for the route's scope → 429.
@@ -48,6 +50,7 @@ class RoutePolicy:
     person_level: bool = False  # Cache-Control: no-store, and reads go to the audit log
     fail_closed: bool = False  # refuse (503) when the rate-limit store is down
     rate_limited: bool = True
+    public_if: str | None = None  # a boolean setting that opens the route to callers without a key
 
     @property
     def bucket(self) -> str:
@@ -64,9 +67,14 @@ class RoutePolicy:
 
 
 def requires(scope: str, *, max_body: int | str = DEFAULT_MAX_BODY, person_level: bool = False,
-             fail_closed: bool = False):
-    """Declare the scope a view needs (`*`: any valid key) and its limits."""
-    policy = RoutePolicy(scope, max_body, person_level, fail_closed)
+             fail_closed: bool = False, public_if: str | None = None):
+    """Declare the scope a view needs (`*`: any valid key) and its limits.
+
+    `public_if` names a boolean setting: when it is on, a request *without* a key is served too,
+    counted in the `anonymous` bucket per client address (a key that is sent is still checked)."""
+    if public_if is not None and person_level:
+        raise ValueError("person-level routes are never public")
+    policy = RoutePolicy(scope, max_body, person_level, fail_closed, public_if=public_if)
 
     def decorate(view):
         view = Blueprint.doc(security=[{SECURITY_SCHEME: []}])(view)
@@ -114,6 +122,11 @@ def finalize_policies(app: Flask) -> None:
     missing = [rule.rule for rule in app.url_map.iter_rules() if policy_of(app, rule.endpoint) is None]
     if missing:
         raise RuntimeError(f"routes without @requires(scope) or @public: {', '.join(sorted(missing))}")
+    settings = app.config["SETTINGS"]
+    for rule in app.url_map.iter_rules():
+        switch = policy_of(app, rule.endpoint).public_if
+        if switch is not None and not isinstance(getattr(settings, switch, None), bool):
+            raise RuntimeError(f"{rule.rule}: public_if={switch!r} is not a boolean setting")
 
 
 class KeyCache:
@@ -232,6 +245,8 @@ def enforce(app: Flask) -> None:
     clear = request.headers.get("X-API-Key", "")
     if not clear:
         _count(app, policy, "anonymous", address)
+        if policy.public_if and getattr(app.config["SETTINGS"], policy.public_if):
+            return  # open by setting: served without a key, under the anonymous limit
         raise ApiError(401, "unauthorized", "missing API key: send it in the X-API-Key header",
                        headers=WWW_AUTHENTICATE)
     cache: KeyCache = app.extensions["key_cache"]

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, min_length=16, alias="NHIS_METRICS_TOKEN")
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5, alias="NHIS_TRUSTED_PROXY_HOPS")
     access_log: str = Field(default="errors", pattern="^(errors|all|off)$", alias="NHIS_ACCESS_LOG")
+    # Aggregate statistics (GET /api/v1/stats/*) without a key, counted in the `anonymous` bucket
+    # per client address: for a public dashboard. Off by default; records, the simulator and ETL
+    # always need a key.
+    public_stats: bool = Field(default=False, alias="NHIS_PUBLIC_STATS")
     # -- database timeouts per connection role (shared/db/engine.py) ----------------------------
     db_connect_timeout_seconds: float = Field(default=1.5, gt=0, le=60, alias="NHIS_DB_CONNECT_TIMEOUT_SECONDS")
     db_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=600,

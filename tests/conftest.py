@@ -24,3 +24,14 @@ def sqlite_resources(sqlite_settings):
     upgrade(resources.engine)
     yield resources
     resources.dispose()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the browser test's screenshots went (tests/support/browser.py)."""
+    from tests.support.browser import saved_artefacts
+
+    paths = saved_artefacts()
+    if paths:
+        terminalreporter.write_sep("-", "artefacts")
+        for path in paths:
+            terminalreporter.write_line(path)

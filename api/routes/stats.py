@@ -160,7 +160,7 @@ _CSV_RESPONSE = {
 
 
 def _make_view(endpoint: str):
-    @requires("stats:read")
+    @requires("stats:read", public_if="public_stats")
     def view():
         query = parse_query(request.args)
         return serve(cache_key(endpoint, query), wants_csv(query), query)

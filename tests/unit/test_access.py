@@ -28,7 +28,11 @@ OPERATION_SCOPES = {
     ("post", "/api/v1/simulate"): "simulate",
     ("post", "/api/v1/simulate/batch"): "simulate",
 }
-PUBLIC_RULES = {"/health", "/ready", "/metrics", "/", "/openapi.json", "/docs", "/docs/static/<path:filename>"}
+PUBLIC_RULES = {"/health", "/ready", "/metrics", "/", "/static/<name>", "/openapi.json", "/docs",
+                "/docs/static/<path:filename>"}
+# Routes a setting may open to callers without a key (NHIS_PUBLIC_STATS): aggregate statistics only.
+PUBLIC_IF = {f"/api/v1/stats/{name}": "public_stats"
+             for name in ("overview", "risk", "age", "factors", "region", "percentiles", "trends")}
 BODIES = {
     "/api/v1/etl/jobs": {"path": "no-such-file.csv"},
     "/api/v1/simulate": {"sex": "M", "age": 50},
@@ -49,6 +53,12 @@ def test_every_route_declares_a_scope_or_public(app):
         if policy.scope is None:
             seen_public.add(rule.rule)
     assert seen_public == PUBLIC_RULES  # nothing else is open to anonymous callers
+
+
+def test_only_aggregate_statistics_can_be_opened_by_a_setting(app):
+    opened = {rule.rule: policy_of(app, rule.endpoint).public_if for rule in app.url_map.iter_rules()
+              if policy_of(app, rule.endpoint).public_if is not None}
+    assert opened == PUBLIC_IF
 
 
 def test_an_undeclared_route_stops_start_up_and_is_never_served(app, sqlite_resources):

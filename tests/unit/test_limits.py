@@ -252,13 +252,12 @@ def test_security_headers_on_every_response(app, path):
     assert r.headers["X-Request-ID"]
 
 
-@pytest.mark.parametrize("path", ["/", "/docs"])
-def test_html_pages_pin_their_inline_scripts_by_hash(app, path):
+def test_swagger_ui_pins_its_inline_scripts_by_hash(app):
     import base64
     import hashlib
     import re
 
-    r = app.test_client().get(path)
+    r = app.test_client().get("/docs")
     csp = r.headers["Content-Security-Policy"]
     script_src = re.search(r"script-src ([^;]+)", csp)[1]
     assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
@@ -267,3 +266,17 @@ def test_html_pages_pin_their_inline_scripts_by_hash(app, path):
     for script in inline:
         digest = base64.b64encode(hashlib.sha256(script).digest()).decode()
         assert f"'sha256-{digest}'" in script_src
+
+
+def test_the_dashboard_runs_no_inline_script_or_style(app):
+    """The dashboard's scripts and styles are files: its CSP allows this origin's files only, so no
+    hash is needed and no inline code or style attribute would run (tests/unit/test_dashboard.py)."""
+    import re
+
+    r = app.test_client().get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert re.search(r"script-src ([^;]+)", csp)[1].strip() == "'self'"
+    assert re.search(r"style-src ([^;]+)", csp)[1].strip() == "'self'"
+    assert "unsafe" not in csp and "sha256-" not in csp
+    assert re.findall(rb"<script(?![^>]*src=)[^>]*>(.*?)</script>", r.data, re.S) == []
+    assert b"<style" not in r.data and b" style=" not in r.data
