@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration bench lint clean
+.PHONY: install demo test test-unit test-integration bench bench-scale lint clean
 
 install: $(STAMP)
 
@@ -32,11 +32,17 @@ bench: install
 	$(BIN)/python -m bench.generate
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.etl
+	$(BIN)/python -m bench.etl --reload
+	$(BIN)/python -m bench.etl --poison
+	$(BIN)/python -m bench.etl --index-costs
 	$(BIN)/python -m bench.stats
 	$(BIN)/python -m bench.simulate
 	$(BIN)/python -m bench.boot
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.load
+
+bench-scale: install  # ten years x 1M rows: about 15 minutes and 3 GB of disk
+	$(BIN)/python -m bench.scale
 
 lint: install
 	$(BIN)/ruff check api workers shared tests bench
