@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 import redis
-from sqlalchemy import text
 
 from shared.etl.jobs import create_job, get_job, wait_for_job
-from tests.support.files import data_lines, sample_file
+from tests.support.files import assert_loaded_exactly, sample_file
 from tests.support.system import IsolatedSystem
 from tests.support.worker import wait_until
 
@@ -25,16 +24,6 @@ def system(tmp_path):
     sys_.close()
 
 
-def exact_counts(resources, job, path):
-    p = job["progress"]
-    assert job["status"] == "succeeded", job
-    assert p["rows_loaded"] + p["rows_rejected"] == data_lines(path)
-    with resources.engine.connect() as conn:
-        stored = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT subscriber_id) FROM screenings WHERE job_id = :j"),
-                              {"j": job["job_id"]}).one()
-    assert tuple(stored) == (p["rows_loaded"], p["rows_loaded"])
-
-
 def test_worker_killed_mid_job_then_a_new_worker_finishes_it(system):
     resources = system.resources
     path = sample_file(resources.settings.data_dir / "kill", 40_000, seed=21)  # 20 chunks of 2,000 rows
@@ -46,7 +35,7 @@ def test_worker_killed_mid_job_then_a_new_worker_finishes_it(system):
     assert get_job(resources, job_id)["status"] == "running"
     system.worker("rescuer", concurrency=2)
     job = wait_for_job(resources, job_id, timeout=240)
-    exact_counts(resources, job, path)
+    assert_loaded_exactly(resources, job, path)
 
 
 def test_redis_restarted_mid_job_the_reaper_finishes_it(system):
@@ -61,4 +50,4 @@ def test_redis_restarted_mid_job_the_reaper_finishes_it(system):
     system.redis.start()
     assert not redis.Redis(port=system.redis.port).exists("test:marker")  # nothing survived the restart
     job = wait_for_job(resources, job_id, timeout=300)
-    exact_counts(resources, job, path)
+    assert_loaded_exactly(resources, job, path)

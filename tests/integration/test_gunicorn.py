@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 import psutil
 import pytest
-from sqlalchemy import select
 
 from tests.support.worker import ROOT, wait_until
 
@@ -107,22 +106,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def loaded(resources, worker, settings):
-    from shared.auth.keys import create_key
-    from shared.db.engine import unit_of_work
-    from shared.db.models import YearVersion, screenings
-    from shared.etl.jobs import create_job, wait_for_job
-    from tests.support.files import sample_file, wait_for_stats_with
+    from tests.support.files import published_year
 
-    path = sample_file(settings.data_dir / "gunicorn", 500, seed=83, year=YEAR, style="2017")
-    job = wait_for_job(resources, create_job(resources, path), timeout=180)
-    assert job["status"] == "succeeded"
-    wait_for_stats_with(resources, job["job_id"])
-    with resources.engine.connect() as conn:
-        current = conn.scalar(select(YearVersion.job_id).where(YearVersion.year == YEAR))
-        record = conn.scalar(select(screenings.c.id).where(screenings.c.job_id == current).limit(1))
-    with unit_of_work(resources.sessions) as session:
-        key = create_key(session, "gunicorn-test", "stats:read,simulate,records:read")
-    return {"key": key, "record": record}
+    return published_year(resources, settings.data_dir / "gunicorn", 500, 83, YEAR, "2017", "gunicorn-test",
+                          "stats:read,simulate,records:read")
 
 
 @pytest.fixture

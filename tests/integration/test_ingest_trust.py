@@ -22,7 +22,7 @@ from shared.etl.jobs import JobConflict, create_job, get_job, submit_job, wait_f
 from shared.stats import store
 from shared.stats.keys import payload_key
 from shared.stats.refresh import refresh
-from tests.support.files import data_lines, sample_file, wait_for_stats_with
+from tests.support.files import assert_loaded_exactly, sample_file, wait_for_stats_with
 from tests.support.system import IsolatedSystem
 from tests.support.worker import wait_until
 
@@ -75,16 +75,6 @@ def published_data(resources, year: int = YEAR) -> dict[str, bytes]:
     return out
 
 
-def assert_exact(resources, job: dict, path) -> None:
-    p = job["progress"]
-    assert job["status"] == "succeeded", job
-    assert p["rows_loaded"] + p["rows_rejected"] == data_lines(path)
-    with resources.engine.connect() as conn:
-        stored = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT subscriber_id) FROM screenings WHERE job_id = :j"),
-                              {"j": job["job_id"]}).one()
-    assert tuple(stored) == (p["rows_loaded"], p["rows_loaded"])
-
-
 def test_two_jobs_for_one_year_one_is_refused_and_the_year_holds_exactly_one_file(make_system):
     system = make_system()
     resources = system.resources
@@ -113,7 +103,7 @@ def test_two_jobs_for_one_year_one_is_refused_and_the_year_holds_exactly_one_fil
     system.worker("w", concurrency=2)
     job = wait_for_job(resources, won[0].job_id, timeout=120)
     winner = files[0] if get_job(resources, job["job_id"])["file"] == files[0].name else files[1]
-    assert_exact(resources, job, winner)
+    assert_loaded_exactly(resources, job, winner)
     assert current_version(resources) == job["job_id"]
     with resources.engine.connect() as conn:
         stored = conn.execute(text("SELECT COUNT(*), SUM(subscriber_id) FROM screenings WHERE year = :y"),
@@ -130,7 +120,7 @@ def test_a_reload_that_fails_halfway_leaves_the_previous_version_and_statistics_
     first = sample_file(resources.settings.data_dir / "v1", 8_000, name="v1.csv", seed=41, year=YEAR)
     healthy = system.worker("healthy", concurrency=2)
     v1 = wait_for_job(resources, create_job(resources, first), timeout=120)
-    assert_exact(resources, v1, first)
+    assert_loaded_exactly(resources, v1, first)
     wait_for_stats_with(resources, v1["job_id"])
     before_rows = version_digest(resources, v1["job_id"])
     before_stats = published_data(resources)
@@ -189,7 +179,7 @@ def test_an_idempotent_retry_returns_the_same_job(make_system):
 
     system.worker("w", concurrency=2)
     job = wait_for_job(resources, first.get_json()["job_id"], timeout=120)
-    assert_exact(resources, job, path)
+    assert_loaded_exactly(resources, job, path)
 
 
 def test_the_cli_retries_with_a_key_from_the_file_content(make_system):
@@ -263,7 +253,7 @@ def test_a_sigkilled_worker_with_default_timeouts_is_recovered_within_a_minute(m
     started = time.monotonic()
     job = wait_for_job(resources, job_id, timeout=60)  # the bound: done within 60 s of a live worker
     assert time.monotonic() - started <= 60
-    assert_exact(resources, job, path)
+    assert_loaded_exactly(resources, job, path)
     with unit_of_work(resources.sessions) as session:
         attempts = dict(session.execute(select(EtlChunk.chunk_index, EtlChunk.attempts)
                                         .where(EtlChunk.job_id == job_id)).all())
@@ -305,7 +295,7 @@ def test_the_database_cut_mid_job_the_job_finishes_cleanly_after_it_returns(make
     job = wait_until(lambda: (j := get_job(resources, job_id)) and j["status"] in ("succeeded", "failed") and j,
                      240, 0.5, "the job to end after the database returned")
     if job["status"] == "succeeded":
-        assert_exact(resources, job, path)
+        assert_loaded_exactly(resources, job, path)
         assert current_version(resources) == job_id
     else:  # failing is allowed, half-writing is not
         assert current_version(resources) is None
@@ -324,7 +314,7 @@ def test_a_subscriber_id_seen_twice_is_kept_once_across_chunks(make_system):
     path.write_bytes(b"".join(lines))
     system.worker("w", concurrency=2)
     job = wait_for_job(resources, create_job(resources, path), timeout=120)
-    assert_exact(resources, job, path)
+    assert_loaded_exactly(resources, job, path)
     assert job["progress"]["rows_loaded"] == 6_000 and job["progress"]["rows_rejected"] == 3
     with resources.engine.connect() as conn:
         rejects = conn.execute(text(
@@ -349,7 +339,7 @@ def test_an_over_long_line_is_a_reject_not_a_memory_spike(make_system):
     path.write_bytes(b"".join(lines))
     system.worker("w", concurrency=2)
     job = wait_for_job(resources, create_job(resources, path), timeout=120)
-    assert_exact(resources, job, path)
+    assert_loaded_exactly(resources, job, path)
     with resources.engine.connect() as conn:
         reject = conn.execute(text(
             "SELECT line_no, reason, LENGTH(raw_value) FROM etl_rejects WHERE job_id = :j AND whole_row"),
@@ -379,7 +369,7 @@ def test_an_upload_is_written_once_and_removed_when_its_job_ends(make_system, ke
     )
     assert response.status_code == 202, response.get_json()
     job = wait_for_job(resources, response.get_json()["job_id"], timeout=120)
-    assert_exact(resources, job, source)
+    assert_loaded_exactly(resources, job, source)
     uploads = resources.settings.data_dir / "uploads"
     assert not list(uploads.glob(".upload-*.part")), "the spooled part was renamed, not copied"
     if keep:

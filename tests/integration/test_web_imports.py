@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
 
 from tests.support.worker import ROOT
 
@@ -28,21 +27,11 @@ def judge(problems: dict[str, list[str]]) -> None:
 
 @pytest.fixture(scope="module")
 def probe(resources, worker, settings, service_env):
-    from shared.auth.keys import create_key
-    from shared.db.engine import unit_of_work
-    from shared.db.models import YearVersion, screenings
-    from shared.etl.jobs import create_job, wait_for_job
-    from tests.support.files import sample_file, wait_for_stats_with
+    from tests.support.files import published_year
 
-    path = sample_file(settings.data_dir / "lean", 600, seed=71, year=YEAR, style="2017")
-    job = wait_for_job(resources, create_job(resources, path), timeout=180)
-    assert job["status"] == "succeeded"
-    wait_for_stats_with(resources, job["job_id"])
-    with resources.engine.connect() as conn:
-        current = conn.scalar(select(YearVersion.job_id).where(YearVersion.year == YEAR))
-        record = conn.scalar(select(screenings.c.id).where(screenings.c.job_id == current).limit(1))
-    with unit_of_work(resources.sessions) as session:
-        key = create_key(session, "lean-probe", "stats:read,simulate,records:read,etl:write")
+    year = published_year(resources, settings.data_dir / "lean", 600, 71, YEAR, "2017", "lean-probe",
+                          "stats:read,simulate,records:read,etl:write")
+    key, record = year["key"], year["record"]
     env = {**os.environ, **service_env, "NHIS_METRICS_TOKEN": "t" * 32, "PROBE_YEAR": str(YEAR),
            "PROBE_RECORD_ID": str(record), "PROBE_KEY": key}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

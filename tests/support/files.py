@@ -42,3 +42,38 @@ def wait_for_stats_with(resources, job_id: int, timeout: float = 90) -> None:
                     and (resources.cache is None or (cached and tag in orjson.loads(cached)["dataset_version"])))
 
     wait_until(published, timeout, 0.5, f"statistics that include job {job_id}")
+
+
+def assert_loaded_exactly(resources, job: dict, path: Path) -> None:
+    """The job succeeded, every data line is a row or a reject, and each row is stored once."""
+    from sqlalchemy import text
+
+    p = job["progress"]
+    assert job["status"] == "succeeded", job
+    assert p["rows_loaded"] + p["rows_rejected"] == data_lines(path)
+    with resources.engine.connect() as conn:
+        stored = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT subscriber_id) FROM screenings WHERE job_id = :j"),
+                              {"j": job["job_id"]}).one()
+    assert tuple(stored) == (p["rows_loaded"], p["rows_loaded"])
+
+
+def published_year(resources, folder: Path, rows: int, seed: int, year: int, style: str, key_name: str,
+                   scopes: str) -> dict:
+    """Ingest a generated year, wait for its statistics, and return a key and one record id of it."""
+    from sqlalchemy import select
+
+    from shared.auth.keys import create_key
+    from shared.db.engine import unit_of_work
+    from shared.db.models import YearVersion, screenings
+    from shared.etl.jobs import create_job, wait_for_job
+
+    job = wait_for_job(resources, create_job(resources, sample_file(folder, rows, seed=seed, year=year, style=style)),
+                       timeout=180)
+    assert job["status"] == "succeeded", job
+    wait_for_stats_with(resources, job["job_id"])
+    with resources.engine.connect() as conn:
+        current = conn.scalar(select(YearVersion.job_id).where(YearVersion.year == year))
+        record = conn.scalar(select(screenings.c.id).where(screenings.c.job_id == current).limit(1))
+    with unit_of_work(resources.sessions) as session:
+        key = create_key(session, key_name, scopes)
+    return {"key": key, "record": record, "job_id": job["job_id"]}
