@@ -34,6 +34,7 @@ from shared.db.models import screenings
 from shared.etl.jobs import create_job, wait_for_job
 from shared.records.browse import conditions, encode_cursor
 from shared.stats import store
+from shared.stats.mask_memo import forget
 from shared.stats.refresh import refresh
 
 DB = "nhis_scale"
@@ -136,6 +137,7 @@ def main() -> None:
                 _stop(web)
                 web = None
         all_refresh = statistics.median(_timed_refresh(resources) for _ in range(3))
+        all_refresh_warm = statistics.median(_timed_refresh(resources, cold=False) for _ in range(3))
         web = start_gunicorn("api.wsgi:app", port, {**env, **RELAXED})
         all_stats = wrk(f"http://127.0.0.1:{port}/api/v1/stats/risk", args.seconds, key)
         cases: list[tuple[str, str]] = []
@@ -185,8 +187,9 @@ years loaded one after another into a growing table.
 |---|---|---|
 | ETL, year 1 ({years[0]}) | {first:.2f} s | |
 | ETL, year {len(years)} ({years[-1]}) | {last:.2f} s (**{last / first:.2f}x** year 1) | <= 1.2x |
-| full refresh, 1 year (median of 3) | {one_year['refresh']:.2f} s | |
-| full refresh, {len(years)} years (median of 3) | {all_refresh:.2f} s (**{all_refresh / one_year['refresh']:.1f}x**) | <= 10x |
+| full refresh, 1 year, cold (median of 3) | {one_year['refresh']:.2f} s | |
+| full refresh, {len(years)} years, cold (median of 3) | {all_refresh:.2f} s (**{all_refresh / one_year['refresh']:.1f}x**) | <= 10x |
+| full refresh, {len(years)} years, masks remembered (median of 3) | {all_refresh_warm:.2f} s | |
 | warm `GET /api/v1/stats/risk`, 1 year loaded | {one_year['stats']['rps']:,.0f} req/s, p99 {one_year['stats']['p99']:.2f} ms | |
 | warm `GET /api/v1/stats/risk`, {len(years)} years loaded | {all_stats['rps']:,.0f} req/s, p99 {all_stats['p99']:.2f} ms (**{all_stats['rps'] / one_year['stats']['rps']:.2f}x**) | unchanged |
 | records, worst p99 of all cases below | **{worst:.2f} ms** | <= 20 ms |
@@ -220,7 +223,10 @@ def _wait_published(resources, job_id: int, timeout: float = 600) -> None:
     raise TimeoutError(f"statistics never included job {job_id}")
 
 
-def _timed_refresh(resources) -> float:
+def _timed_refresh(resources, cold: bool = True) -> float:
+    """One refresh; cold drops the remembered suppression masks first (as after a Redis restart)."""
+    if cold:
+        forget(resources)
     t = time.perf_counter()
     result = refresh(resources, "bench")
     if result.get("skipped"):

@@ -50,6 +50,7 @@ from shared.stats.aggregate import (
     Aggregates,
     rule_inputs,
 )
+from shared.stats.mask_memo import MaskMemo
 from shared.stats.store import STALE_FALSE
 from shared.stats.suppression import Family, protect, with_totals
 
@@ -238,7 +239,7 @@ class YearCubes:
     i + 1 = ``provinces[i]``.
     """
 
-    def __init__(self, agg: Aggregates, year: int, k: int, percentile_min_n: int) -> None:
+    def __init__(self, agg: Aggregates, year: int, k: int, percentile_min_n: int, memo: MaskMemo | None = None) -> None:
         self.year, self.k, self.percentile_min_n = year, k, percentile_min_n
         counts = agg.counts.xs(year, level="year")
         counts = counts[counts["people"] > 0]
@@ -315,7 +316,7 @@ class YearCubes:
             x = with_totals(base)[:, :, :1]
             self.measure_families.append(Family("n:" + name, x))
 
-        self.people_sup = protect(self.people_x, families + self.measure_families, k)
+        self.people_sup = protect(self.people_x, families + self.measure_families, k, memo)
         self.people_list, self.people_sup_list = self.people_x.tolist(), self.people_sup.tolist()
         self.rules: dict[str, _Rule] = {}
         for fam, (column, kind, values, layout, show_unknown) in zip(families, specs, strict=True):
@@ -798,13 +799,14 @@ def _dump(data: object, meta: dict) -> bytes:
 
 def build_payloads(
     aggregates: Aggregates, meta: dict, small_cell_min: int = DEFAULT_SMALL_CELL_MIN,
-    percentile_min_n: int = DEFAULT_PERCENTILE_MIN_N,
+    percentile_min_n: int = DEFAULT_PERCENTILE_MIN_N, memo: MaskMemo | None = None,
 ) -> dict[str, bytes]:
     """Every payload of every year in ``aggregates`` as orjson bytes, keyed by :func:`keys.payload_key`.
 
     ``meta`` (computed_at, dataset_version, rule_version, last_etl, ...) opens each payload's meta
     in the order given; "stale": false, small_cell_min, year, standard_population, notes and a
     disclaimer follow. ``meta["notes_by_year"]`` ({year: [text]}) becomes each year's ``notes``.
+    ``memo`` remembers suppression masks by their inputs (:mod:`shared.stats.mask_memo`).
     """
     k = int(small_cell_min)
     if k < 1:
@@ -826,7 +828,7 @@ def build_payloads(
     out: dict[str, bytes] = {}
     built: list[YearCubes] = []
     for year in years:
-        y = YearCubes(aggregates, year, k, int(percentile_min_n))
+        y = YearCubes(aggregates, year, k, int(percentile_min_n), memo)
         built.append(y)
         m = meta_for(year, [{"year": year, "note": n} for n in notes_by_year.get(year, [])])
         out[keys.payload_key("overview", year)] = _dump(_overview(y, years, meta), m)

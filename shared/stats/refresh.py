@@ -122,6 +122,7 @@ def _read_snapshot(resources) -> tuple[dict[int, int], list[bytes], dict | None,
 
 def _refresh(resources, reason: str) -> dict:
     from shared.stats.aggregate import merge_partials
+    from shared.stats.mask_memo import memo_for
     from shared.stats.payloads import build_payloads
 
     started = time.perf_counter()
@@ -140,7 +141,8 @@ def _refresh(resources, reason: str) -> dict:
         # carries them in meta.notes
         "notes_by_year": notes,
     }
-    payloads = build_payloads(aggregates, meta, settings.small_cell_min, settings.percentile_min_n)
+    payloads = build_payloads(aggregates, meta, settings.small_cell_min, settings.percentile_min_n,
+                              memo=memo_for(resources))
     if aggregates.years:
         latest = max(aggregates.years)
         payloads.update({latest_alias(k): v for k, v in list(payloads.items()) if year_of(k) == latest})

@@ -53,10 +53,17 @@ docs/STATISTICS.md explains the method; tests/unit/test_stats_disclosure.py atta
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shared.stats.mask_memo import MaskMemo
 
 _CANDIDATES = 3  # adaptive search: partners tried per axis (smallest and largest), besides the total
 _FAST_MOVES = 3  # vectorised pass: value moves tried per cell
@@ -157,6 +164,18 @@ class _ValueSpace:
             self.fast[w, :min(len(ids), _FAST_MOVES)] = ids[:_FAST_MOVES]
 
 
+@dataclass
+class _Group:
+    """Families of one cube shape, stacked (members, sex, age, province, flat value)."""
+
+    members: np.ndarray
+    x: np.ndarray
+    weight: np.ndarray
+    sup: np.ndarray
+    space: _ValueSpace
+    by_province: bool
+
+
 class _Engine:
     def __init__(self, people: np.ndarray, families: list[Family], k: int) -> None:
         self.people = np.ascontiguousarray(people, dtype=np.int64)
@@ -173,7 +192,25 @@ class _Engine:
             if fam.x.shape[:3] != expected.shape or not np.array_equal(fam.x[self._people_slice(fam)], expected):
                 raise ValueError(f"{fam.name}: its all-values slice is not the people cube")
             self.spaces.append(_ValueSpace(fam.x.shape[3:], fam.x[0, 0, 0].ravel()))
+        self._group_families()
         self._static_partners()
+
+    def _group_families(self) -> None:
+        """Stack families of one shape so a people cube's carriers are found for all of them in one
+        vectorised step; each family's ``sup`` becomes a view into its group's stacked mask."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for f, fam in enumerate(self.families):
+            by_shape.setdefault(fam.x.shape, []).append(f)
+        self.groups = []
+        for shape, members in by_shape.items():
+            flat = shape[:3] + (-1,)
+            x = np.stack([self.families[f].x.reshape(flat) for f in members])
+            weight = np.stack([self.families[f].weight.reshape(flat) for f in members])
+            sup = np.stack([self.families[f].sup.reshape(flat) for f in members])
+            for row, f in enumerate(members):
+                self.families[f].sup = sup[row].reshape(shape)
+            self.groups.append(_Group(np.array(members, dtype=np.int64), x, weight, sup, self.spaces[members[0]],
+                                      shape[2] > 1))
 
     @staticmethod
     def _people_slice(fam: Family) -> tuple:
@@ -328,34 +365,37 @@ class _Engine:
 
     # --- people perturbations ---------------------------------------------------------------------
 
-    def _carriers(self, f: int, coords: tuple[np.ndarray, ...], forced: int | None, need: np.ndarray):
+    def _carriers(self, g: int, coords: tuple[np.ndarray, ...], forced: tuple[int, int] | None, need: np.ndarray):
         """For every candidate people cube (coords: (combos, corners) index arrays over sex x age x
-        province), the family's carrier: one interior value cell moved with its margins, positive
-        at every corner the family holds where the perturbation decreases (``need``). Returns
-        (feasible, cells, keep, cost); cells are flat index arrays (combos, corners, margins)."""
-        fam, space = self.families[f], self.spaces[f]
-        xf, supf, pubf = self._flat(fam, fam.x), self._flat(fam, fam.sup), self._flat(fam, fam.weight)
+        province) and every family of group ``g``, the family's carrier: one interior value cell
+        moved with its margins, positive at every corner the family holds where the perturbation
+        decreases (``need``). Returns (feasible (combos,), cells, keep, cost (combos,)); cells are
+        index arrays (members, combos, corners, margins) into the group's stacked cubes."""
+        group = self.groups[g]
+        space = group.space
         s_idx, a_idx, p_idx = coords
-        inside = np.ones(s_idx.shape, dtype=bool) if fam.by_province else (p_idx == 0)
-        p_f = p_idx if fam.by_province else np.zeros_like(p_idx)
+        inside = np.ones(s_idx.shape, dtype=bool) if group.by_province else (p_idx == 0)
+        p_f = p_idx if group.by_province else np.zeros_like(p_idx)
         interior = space.interior
-        block = xf[s_idx, a_idx, p_f][:, :, interior]  # (combos, corners, interior cells)
-        block = np.where((inside & need)[:, :, None], block, np.iinfo(np.int64).max)
-        worst = block.min(axis=1)
-        if forced is not None:
-            pick = np.full(len(worst), int(np.flatnonzero(interior == forced)[0]))
-        else:
-            pick = worst.argmax(axis=1)
-        feasible = worst[np.arange(len(worst)), pick] > 0
-        cell = np.unravel_index(interior[pick], space.shape)  # chosen interior cell per combo
+        block = group.x[:, s_idx, a_idx, p_f][..., interior]  # (members, combos, corners, interior cells)
+        block = np.where((inside & need)[None, :, :, None], block, np.iinfo(np.int64).max)
+        worst = block.min(axis=2)  # (members, combos, interior cells)
+        pick = worst.argmax(axis=2)
+        if forced is not None and forced[0] in group.members:
+            row = int(np.flatnonzero(group.members == forced[0])[0])
+            pick[row] = int(np.flatnonzero(interior == forced[1])[0])
+        feasible = (np.take_along_axis(worst, pick[..., None], axis=2)[..., 0] > 0).all(axis=0)
+        cell = np.unravel_index(interior[pick], space.shape)  # chosen interior cell per member and combo
         margins = [m for m in itertools.product((0, 1), repeat=len(space.shape)) if any(m)]
         values = np.stack([np.ravel_multi_index(tuple(np.where(k, c, 0) for k, c in zip(m, cell, strict=True)),
-                                                space.shape) for m in margins], axis=1)  # (combos, margins)
-        index = (s_idx[:, :, None], a_idx[:, :, None], p_f[:, :, None], values[:, None, :])
-        keep = np.broadcast_to(inside[:, :, None], (s_idx.shape[0], s_idx.shape[1], len(margins)))
-        cost = self._cost(supf[index] | ~keep, pubf[index], xf[index], (1, 2))
-        full = tuple(np.broadcast_to(i, keep.shape) for i in index)
-        return feasible, full, keep, cost
+                                                space.shape) for m in margins], axis=-1)  # (members, combos, margins)
+        members = np.arange(len(group.members))[:, None, None, None]
+        index = (members, s_idx[None, :, :, None], a_idx[None, :, :, None], p_f[None, :, :, None],
+                 values[:, :, None, :])
+        shape = (len(group.members),) + s_idx.shape + (len(margins),)
+        keep = np.broadcast_to(inside[None, :, :, None], shape)
+        cost = self._cost(group.sup[index] | ~keep, group.weight[index], group.x[index], (2, 3)).sum(axis=0)
+        return feasible, index, keep, cost
 
     def _phantom(self, idx: tuple[int, int, int], forced: tuple[int, int] | None) -> list[int]:
         """The last resort, always feasible: partners that make every corner a total containing one
@@ -396,11 +436,10 @@ class _Engine:
                 feasible = np.ones(len(batch), dtype=bool)
                 cost = shown_cost[batch].copy()
                 carried = []
-                for f in range(len(self.families)):
-                    want = forced[1] if forced is not None and forced[0] == f else None
-                    ok, cells, keep, fam_cost = self._carriers(f, sub, want, need[batch])
+                for g in range(len(self.groups)):
+                    ok, cells, keep, group_cost = self._carriers(g, sub, forced, need[batch])
                     feasible &= ok
-                    cost += fam_cost
+                    cost += group_cost
                     carried.append((cells, keep))
                     if not feasible.any():
                         break
@@ -415,10 +454,17 @@ class _Engine:
         corners = tuple(c[n] for c in coords)
         self.people_sup[corners] = True
         self.people_covered[corners] = True
-        for f, (cells, keep) in enumerate(carried):
-            take = keep[n]
-            if take.any():
-                self._apply(f, tuple(c[n][take] for c in cells))
+        for g, (cells, keep) in enumerate(carried):
+            group = self.groups[g]
+            take = keep[:, n]  # (members, corners, margins)
+            if not take.any():
+                continue
+            rows, s_i, a_i, p_i, v_i = (np.broadcast_to(c, keep.shape)[:, n][take] for c in cells)
+            group.sup[rows, s_i, a_i, p_i, v_i] = True
+            for row, f in enumerate(group.members):
+                mine = rows == row
+                if mine.any():
+                    self._flat(self.families[f], self.covered[f])[s_i[mine], a_i[mine], p_i[mine], v_i[mine]] = True
         return True
 
     @staticmethod
@@ -483,12 +529,57 @@ class _Engine:
         return int(np.ravel_multi_index(tuple(b.start + i for b, i in zip(box, inner, strict=True)), space.shape))
 
 
-def protect(people: np.ndarray, families: list[Family], k: int) -> np.ndarray:
-    """Run the pass: fills every ``family.sup`` and returns the people mask (same layout as people)."""
+def protect(people: np.ndarray, families: list[Family], k: int, memo: MaskMemo | None = None) -> np.ndarray:
+    """Run the pass: fills every ``family.sup`` and returns the people mask (same layout as people).
+
+    With ``memo``, a pass over exactly the same inputs (cubes, weights, k, this module's code) is
+    not run again: its masks are read back (:mod:`shared.stats.mask_memo`)."""
     if k <= 1:
         for fam in families:
             fam.sup = np.zeros(fam.x.shape, dtype=bool)
         return np.zeros(people.shape, dtype=bool)
+    digest = _digest(people, families, k) if memo is not None else None
+    if digest is not None:
+        stored = memo.get(digest)
+        if stored is not None:
+            return _unpack(stored, people, families)
     engine = _Engine(people, families, k)
     engine.run()
+    if digest is not None:
+        memo.put(digest, _pack(engine.people_sup, families))
     return engine.people_sup
+
+
+def _code_digest() -> bytes:
+    global _CODE
+    if _CODE is None:
+        _CODE = hashlib.sha256(Path(__file__).read_bytes()).digest()
+    return _CODE
+
+
+_CODE: bytes | None = None
+
+
+def _digest(people: np.ndarray, families: list[Family], k: int) -> str:
+    h = hashlib.sha256(_code_digest())
+    h.update(f"k={k};".encode())
+    for array in (people, *(a for fam in families for a in (fam.x, fam.weight))):
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape};".encode())
+        h.update(array.data)
+    h.update(";".join(fam.name for fam in families).encode())
+    return h.hexdigest()
+
+
+def _pack(people_sup: np.ndarray, families: list[Family]) -> bytes:
+    bits = np.concatenate([people_sup.ravel(), *(fam.sup.ravel() for fam in families)])
+    return zlib.compress(np.packbits(bits).tobytes(), 1)
+
+
+def _unpack(stored: bytes, people: np.ndarray, families: list[Family]) -> np.ndarray:
+    sizes = [people.size, *(fam.x.size for fam in families)]
+    bits = np.unpackbits(np.frombuffer(zlib.decompress(stored), dtype=np.uint8), count=sum(sizes)).astype(bool)
+    parts = np.split(bits, np.cumsum(sizes)[:-1])
+    for fam, part in zip(families, parts[1:], strict=True):
+        fam.sup = part.reshape(fam.x.shape)
+    return parts[0].reshape(people.shape)
