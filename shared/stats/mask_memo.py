@@ -16,6 +16,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Protocol
 
+import structlog
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
 KEY_PREFIX = "nhis:stats:mask:"
 TTL_SECONDS = 7 * 24 * 3600
 LOCAL_ENTRIES = 64
@@ -28,14 +33,23 @@ class MaskMemo(Protocol):
 
 
 class RedisMaskMemo:
+    """A memo that cannot fail a refresh: with Redis unreachable the pass simply runs."""
+
     def __init__(self, client) -> None:
         self.client = client
 
     def get(self, digest: str) -> bytes | None:
-        return self.client.get(KEY_PREFIX + digest)
+        try:
+            return self.client.get(KEY_PREFIX + digest)
+        except RedisError as exc:
+            log.warning("mask_memo_unavailable", error=type(exc).__name__)
+            return None
 
     def put(self, digest: str, value: bytes) -> None:
-        self.client.set(KEY_PREFIX + digest, value, ex=TTL_SECONDS)
+        try:
+            self.client.set(KEY_PREFIX + digest, value, ex=TTL_SECONDS)
+        except RedisError as exc:
+            log.warning("mask_memo_unavailable", error=type(exc).__name__)
 
 
 class LocalMaskMemo:

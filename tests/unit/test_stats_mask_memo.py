@@ -92,3 +92,16 @@ def test_the_local_memo_is_bounded() -> None:
     for name in "abc":
         memo.put(name, name.encode())
     assert memo.get("a") is None and memo.get("b") == b"b" and memo.get("c") == b"c"
+
+
+def test_an_unreachable_redis_memo_lets_the_pass_run() -> None:
+    import redis
+
+    from shared.stats.mask_memo import RedisMaskMemo
+
+    # nothing listens on port 1: every call fails to connect, at once
+    memo = RedisMaskMemo(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5))
+    people, families = _inputs()
+    computed = _masks(*_inputs(), memo=None)
+    got = _masks(people, families, memo)
+    assert np.array_equal(got[0], computed[0])
