@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench.etl import wait_published
 from bench.report import write_section
 from shared.auth.keys import create_key
 from shared.cli.db import upgrade
@@ -37,8 +38,6 @@ from shared.data.generate import write_file
 from shared.db.engine import unit_of_work
 from shared.etl.jobs import create_job, get_job, wait_for_job
 from shared.resources import Resources
-from shared.stats.refresh import refresh
-from shared.stats.store import cache_is_warm
 from tests.support.worker import WorkerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +83,7 @@ class Client(threading.Thread):
         self.port, self.key, self.deadline, self.year = port, key, deadline, year
         self.rng = random.Random(seed)
         self.samples: list[tuple[str, int, float]] = []  # (route, status or 0 for a failure, seconds)
+        self.examples: dict[tuple[str, int], tuple[str, bytes]] = {}  # first non-2xx per route and status
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -96,8 +96,11 @@ class Client(threading.Thread):
             try:
                 conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
-                response.read()
+                answer = response.read()
                 status = response.status
+                if not 200 <= status < 300:
+                    self.examples.setdefault((route, status), (path, answer[:300]))
+
             except (OSError, http.client.HTTPException):
                 status = 0
                 conn.close()
@@ -160,8 +163,10 @@ def main() -> None:
     port = free_port()
     web = None
     try:
-        assert wait_for_job(resources, create_job(resources, served), timeout=900)["status"] == "succeeded"
-        wait_until(lambda: refresh(resources, "load") is not None and cache_is_warm(resources), 120, 1, "statistics")
+        served_job = wait_for_job(resources, create_job(resources, served), timeout=900)
+        assert served_job["status"] == "succeeded", served_job
+        # the job's own refresh, published: traffic for the served year must never race its statistics
+        wait_published(resources, served_job["job_id"])
         with unit_of_work(resources.sessions) as session:
             key = create_key(session, "load", "stats:read,simulate,records:read")
         web = subprocess.Popen(
@@ -181,11 +186,18 @@ def main() -> None:
         elapsed = time.monotonic() - started
         ingest = get_job(resources, job_id)
         samples = [s for c in clients for s in c.samples]
+        examples: dict = {}
+        for client in clients:
+            for where, what in client.examples.items():
+                examples.setdefault(where, what)
+        for (route, status), (path, answer) in sorted(examples.items()):
+            print(f"non-2xx: {route} {status} e.g. {path}: {answer!r}", flush=True)
         body = report(samples, elapsed, ingest, args.clients)
         if args.no_report:
             print(body)
         else:
-            write_section("load", "Load: mixed traffic while an ingest runs", body)
+            write_section("load", "Load: mixed traffic while an ingest runs", body,
+                          command=f"python -m bench.load --seconds {args.seconds:g} --clients {args.clients}")
     finally:
         if web is not None and web.poll() is None:
             os.killpg(web.pid, signal.SIGTERM)

@@ -40,7 +40,9 @@ def median(values):
 
 def write_section(name: str, title: str, body: str, command: str | None = None) -> None:
     """Replace (or append) the section owned by benchmark ``name``."""
-    command = command or "python " + " ".join(sys.argv)
+    if command is None:  # under `python -m bench.x` argv[0] is the file's absolute path: name the module
+        module = "bench." + Path(sys.argv[0]).stem if sys.argv and sys.argv[0].endswith(".py") else sys.argv[0]
+        command = " ".join(["python -m", module, *sys.argv[1:]])
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = (
         f"<!-- bench:{name} -->\n## {title}\n\n"

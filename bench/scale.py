@@ -33,7 +33,6 @@ from shared.db.engine import unit_of_work
 from shared.db.models import screenings
 from shared.etl.jobs import create_job, wait_for_job
 from shared.records.browse import conditions, encode_cursor
-from shared.stats import store
 from shared.stats.mask_memo import forget
 from shared.stats.refresh import refresh
 
@@ -128,7 +127,7 @@ def main() -> None:
             etl_seconds[year] = time.perf_counter() - t
             assert job["status"] == "succeeded", job
             jobs[year] = job["job_id"]
-            _wait_published(resources, job["job_id"])  # each year starts on an idle system
+            etl_bench.wait_published(resources, job["job_id"])  # each year starts on an idle system
             print(f"{year}: {etl_seconds[year]:.2f} s, {job['progress']['rows_loaded']:,} rows", flush=True)
             if i == 0:
                 one_year["refresh"] = statistics.median(_timed_refresh(resources) for _ in range(3))
@@ -210,17 +209,6 @@ row (page 10,000) or, when fewer rows match, the last page:
 """
     write_section("scale", f"Ten years of data: {len(years)} x {args.rows:,} rows", body,
                   command=f"python -m bench.scale --years {args.years} --rows {args.rows} --seconds {args.seconds}")
-
-
-def _wait_published(resources, job_id: int, timeout: float = 600) -> None:
-    """Until the refresh the job asked for has published statistics that include it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        meta = store.read_meta(resources)
-        if meta and f"job{job_id}" in meta["dataset_version"]:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"statistics never included job {job_id}")
 
 
 def _timed_refresh(resources, cold: bool = True) -> float:
