@@ -213,37 +213,39 @@ def _count_table(frame: pd.DataFrame) -> pd.DataFrame:
         in_panel = panels[RISK_GROUP_COLUMN]
         columns["rf_sum" + PANEL_SUFFIX] = np.bincount(cell[in_panel], weights=_int(frame, RISK_COUNT_COLUMN)[in_panel],
                                                        minlength=g)
+    # One bincount per rule over (cell, state) instead of one per masked count: the chunk's hot loop.
     for flag in FLAGS:
         if flag not in frame:
             continue
         values = frame[flag].astype("boolean").to_numpy(dtype="float64", na_value=np.nan)
-        known, positive = ~np.isnan(values), values == 1.0
-        columns[f"{flag}:measured"] = np.bincount(cell[known], minlength=g)
-        columns[f"{flag}:positive"] = np.bincount(cell[positive], minlength=g)
-        if flag in panels:
-            in_panel = panels[flag]
-            columns[flag + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
-            columns[f"{flag}{PANEL_SUFFIX}:measured"] = np.bincount(cell[in_panel & known], minlength=g)
-            columns[f"{flag}{PANEL_SUFFIX}:positive"] = np.bincount(cell[in_panel & positive], minlength=g)
+        in_panel = panels.get(flag)
+        # state bits: 1 measured, 2 positive (implies measured), 4 in the complete panel
+        state = (~np.isnan(values)).astype(np.int64) + 2 * (values == 1.0)
+        if in_panel is not None:
+            state += 4 * in_panel
+        table = np.bincount(cell * 8 + state, minlength=g * 8).reshape(g, 8)
+        columns[f"{flag}:measured"] = table[:, 1::2].sum(axis=1)
+        columns[f"{flag}:positive"] = table[:, 3] + table[:, 7]
+        if in_panel is not None:
+            columns[flag + PANEL_SUFFIX] = table[:, 4:].sum(axis=1)
+            columns[f"{flag}{PANEL_SUFFIX}:measured"] = table[:, 5] + table[:, 7]
+            columns[f"{flag}{PANEL_SUFFIX}:positive"] = table[:, 7]
     for column in (*RISK_GROUPINGS, *CATEGORIES, *CODED):
         if column not in frame:
             continue
         codes, levels = pd.factorize(frame[column], use_na_sentinel=True)
         width = len(levels)
         in_panel = panels.get(column)
+        # (cell, value or -1 for unknown, in the panel or not) in one pass
+        slot = (codes + 1) * 2 + (in_panel if in_panel is not None else 0)
+        table = np.bincount(cell * (2 * (width + 1)) + slot, minlength=g * 2 * (width + 1)).reshape(g, width + 1, 2)
         if in_panel is not None:
-            columns[column + PANEL_SUFFIX] = np.bincount(cell[in_panel], minlength=g)
-        if width == 0:
-            continue
-        known = codes >= 0
-        table = np.bincount(cell[known] * width + codes[known], minlength=g * width).reshape(g, width)
+            columns[column + PANEL_SUFFIX] = table[:, :, 1].sum(axis=1)
         for j, level in enumerate(levels):
-            columns[f"{column}={_value_label(level)}"] = table[:, j]
+            columns[f"{column}={_value_label(level)}"] = table[:, j + 1, :].sum(axis=1)
         if in_panel is not None:
-            take = known & in_panel
-            table = np.bincount(cell[take] * width + codes[take], minlength=g * width).reshape(g, width)
             for j, level in enumerate(levels):
-                columns[f"{column}{PANEL_SUFFIX}={_value_label(level)}"] = table[:, j]
+                columns[f"{column}{PANEL_SUFFIX}={_value_label(level)}"] = table[:, j + 1, 1]
     return pd.DataFrame({k: np.asarray(v).astype(np.int64) for k, v in columns.items()})
 
 
