@@ -71,6 +71,11 @@ class LocalMaskMemo:
         while len(self._items) > self.entries:
             self._items.popitem(last=False)
 
+    def clear(self) -> int:
+        count = len(self._items)
+        self._items.clear()
+        return count
+
 
 _local = LocalMaskMemo()
 
@@ -82,8 +87,6 @@ def memo_for(resources) -> MaskMemo:
 def forget(resources) -> int:
     """Drop every remembered mask (benchmarks measure the pass cold; operators may want it too)."""
     if resources.cache is None:
-        count = len(_local._items)
-        _local._items.clear()
-        return count
+        return _local.clear()
     keys = list(resources.cache.scan_iter(match=KEY_PREFIX + "*", count=1000))
     return resources.cache.delete(*keys) if keys else 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -50,9 +51,11 @@ from shared.stats.aggregate import (
     Aggregates,
     rule_inputs,
 )
-from shared.stats.mask_memo import MaskMemo
 from shared.stats.store import STALE_FALSE
 from shared.stats.suppression import Family, protect, with_totals
+
+if TYPE_CHECKING:
+    from shared.stats.mask_memo import MaskMemo
 
 DEFAULT_SMALL_CELL_MIN = 11
 DEFAULT_PERCENTILE_MIN_N = 100
