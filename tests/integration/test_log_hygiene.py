@@ -112,7 +112,9 @@ def test_logs_of_a_full_run_hold_no_secret_and_no_person_level_data(system, tmp_
         "database password": secret["db_password"], "metrics token": secret["metrics"],
         "Flower password": secret["flower"],
         **{f"API key {i}": key for i, key in enumerate(keys)},
-        **{f"API key {i} secret part": key.rsplit("_", 1)[1] for i, key in enumerate(keys)},
+        # the part after "nhis_<hex prefix>_" (token_urlsafe may itself hold "_", so not rsplit: a
+        # short tail after the last "_" would match unrelated log text)
+        **{f"API key {i} secret part": key.split("_", 2)[2] for i, key in enumerate(keys)},
         **{f"record id {rid}": rid for rid in ids},
         **{f"data line {n}": lines[n] for n in (0, 1, 2, 500, 1000)},
         "simulated blood pressure": "163.5", "simulated glucose": "131.5",
