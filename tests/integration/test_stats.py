@@ -19,6 +19,7 @@ from shared.stats import mask_memo, store
 from shared.stats.aggregate import RISK_GROUP_COLUMN, RULE_INPUTS
 from shared.stats.mask_memo import forget
 from shared.stats.refresh import _refresh, refresh
+from tests.support.disclosure import printed_counts
 from tests.support.files import sample_file, wait_for_stats_with
 from tests.support.worker import wait_until
 
@@ -106,18 +107,8 @@ def test_no_published_count_is_a_small_cell(client, api_key, resources, stats_ye
     k = resources.settings.small_cell_min
     payloads = store.load_generation(resources)
 
-    def walk(node):
-        if isinstance(node, dict):
-            for name, value in node.items():
-                if name in ("n", "n_positive", "n_negative", "n_unknown", "not_in_panel") and isinstance(value, int):
-                    yield value
-                else:
-                    yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-
-    counts = [n for key, raw in payloads.items() if key != store.META_FIELD for n in walk(orjson.loads(raw)["data"])]
+    counts = [n for key, raw in payloads.items() if key != store.META_FIELD
+              for n in printed_counts(orjson.loads(raw)["data"])]
     assert counts and all(n == 0 or n >= k for n in counts)
     region = orjson.loads(payloads[f"region:{YEAR}:all:all:all"])["data"]
     assert any(p["people"].get("suppressed") for p in region["provinces"]) or all(

@@ -197,3 +197,19 @@ class System:
             if not moved:
                 pinned.append(key)
         return pinned
+
+
+COUNT_FIELDS = ("n", "n_positive", "n_negative", "n_unknown", "not_in_panel")
+
+
+def printed_counts(node):
+    """Every count a payload prints (the fields above, integers only), walking its whole body."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name in COUNT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+                yield value
+            else:
+                yield from printed_counts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from printed_counts(item)

@@ -13,7 +13,7 @@ from shared.stats.aggregate import FLAGS, MEASURE_NAMES, RISK_GROUPINGS, chunk_p
 from shared.stats.payloads import PANEL_ONLY, REGION_FLAGS, YearCubes, build_payloads
 from shared.stats.rates import WHO_WEIGHTS, standardised, wilson
 from shared.stats.suppression import Family, protect, with_totals
-from tests.support.disclosure import System
+from tests.support.disclosure import System, printed_counts
 from tests.support.stats_frames import screened_frame
 
 K = 11  # NHIS_SMALL_CELL_MIN
@@ -284,23 +284,8 @@ def test_payloads_print_only_cells_the_pass_left_published() -> None:
         elif key.startswith("trends:"):
             _check_trend(check, data)
     assert check.checked > 10_000
-    printed = [n for body in payloads.values() for n in _counts(body["data"])]
+    printed = [n for body in payloads.values() for n in printed_counts(body["data"])]
     assert printed and not [n for n in printed if 1 <= n < K]  # no printed count is small, wherever it sits
-
-
-_COUNT_FIELDS = ("n", "n_positive", "n_negative", "n_unknown", "not_in_panel")
-
-
-def _counts(node):
-    if isinstance(node, dict):
-        for name, value in node.items():
-            if name in _COUNT_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-                yield value
-            else:
-                yield from _counts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _counts(item)
 
 
 def _check_trend(check: _Printed, data: dict) -> None:
