@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -19,26 +21,33 @@ CASES = [
 ]
 
 
+@contextmanager
+def fast_path_answers(app, path: str = "_stats"):
+    """Record, per request, whether fast path ``path`` (``_stats`` or ``_simulate``) answered it
+    (True) or left it to Flask."""
+    fast = app.wsgi_app
+    original, answers = getattr(fast, path), []
+
+    def spy(environ, *args):
+        answer = original(environ, *args)
+        answers.append(answer is not None)
+        return answer
+
+    setattr(fast, path, spy)
+    try:
+        yield answers
+    finally:
+        setattr(fast, path, original)
+
+
 @pytest.mark.parametrize(("endpoint", "query"), CASES)
 def test_fast_path_equals_the_flask_route(app, api_key, resources, worker, loaded_for_fastpath, endpoint, query):
     client = app.test_client()
     key = api_key("stats:read")  # new, so not cached: the first call goes through Flask
     first = client.get(f"/api/v1/stats/{endpoint}", headers={"X-API-Key": key}, query_string=query)
     assert "request_id" not in (first.get_json() or {})
-    fast_calls = []
-    fast = app.wsgi_app
-    original = fast._stats
-
-    def spy(environ, name):
-        answer = original(environ, name)
-        fast_calls.append(answer is not None)
-        return answer
-
-    fast._stats = spy
-    try:
+    with fast_path_answers(app) as fast_calls:
         second = client.get(f"/api/v1/stats/{endpoint}", headers={"X-API-Key": key}, query_string=query)
-    finally:
-        fast._stats = original
     assert fast_calls == [True]  # the key is cached now, so the fast path answered
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
@@ -65,20 +74,9 @@ def test_fast_path_leaves_csv_to_flask(app, api_key, resources, worker, loaded_f
     client = app.test_client()
     key = api_key("stats:read")
     client.get("/api/v1/stats/risk", headers={"X-API-Key": key})  # cache the key
-    fast = app.wsgi_app
-    original, answers = fast._stats, []
-
-    def spy(environ, name):
-        answer = original(environ, name)
-        answers.append(answer is not None)
-        return answer
-
-    fast._stats = spy
-    try:
+    with fast_path_answers(app) as answers:
         by_header = client.get("/api/v1/stats/risk", headers={"X-API-Key": key, "Accept": "text/csv"})
         by_query = client.get("/api/v1/stats/risk", headers={"X-API-Key": key}, query_string={"format": "csv"})
-    finally:
-        fast._stats = original
     assert answers == [False, False]  # neither took the JSON fast path
     assert by_header.status_code == by_query.status_code == 200
     assert by_header.data == by_query.data and by_header.mimetype == "text/csv"
@@ -120,20 +118,8 @@ PEOPLE = [
 
 def _spied_post(app, client, url, key, body):
     """POST through the app with a spy on the simulate fast path: (response, fast path answered)."""
-    used = []
-    fast = app.wsgi_app
-    original = fast._simulate
-
-    def spy(environ):
-        answer = original(environ)
-        used.append(answer is not None)
-        return answer
-
-    fast._simulate = spy
-    try:
+    with fast_path_answers(app, "_simulate") as used:
         response = client.post(url, headers={"X-API-Key": key}, json=body)
-    finally:
-        fast._simulate = original
     return response, used == [True]
 
 
