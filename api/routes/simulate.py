@@ -186,12 +186,12 @@ def simulate_one(person: dict, res, include: tuple[str, ...] = ()) -> dict:
     return _with_peers(person_response(evaluate_scalar(person), include), person, res)
 
 
-def _rank_all(values: list[float], blocks: list[dict], which: list[int]) -> list[dict]:
-    """``shared.stats.peer.rank(values[k], blocks[which[k]])`` for every k, vectorised.
+def _rank_all(values: list[float], blocks: list[peer.Block], which: list[int]) -> list[dict]:
+    """``shared.stats.peer.rank_block(values[k], blocks[which[k]])`` for every k, vectorised.
 
-    Values between p5 and p95 of a complete, ordered block are interpolated with numpy by rank's
-    own formula (same operations, so the same doubles and the same half-to-even rounding); every
-    other case is left to ``rank`` itself. Batch answers are compared with single ones in
+    Values between p5 and p95 of a complete, ascending block are interpolated with numpy by the same
+    formula (same operations, so the same doubles and the same half-to-even rounding); every other
+    case is left to ``rank_block`` itself. Batch answers are compared with single ones in
     tests/integration/test_fastpath.py.
     """
     import numpy as np
@@ -199,13 +199,12 @@ def _rank_all(values: list[float], blocks: list[dict], which: list[int]) -> list
     quantiles = PERCENTILES
     table = np.full((len(blocks), len(quantiles)), np.nan)
     for b, block in enumerate(blocks):
-        points = [block.get(f"p{q}") for q in quantiles]
-        if None not in points and all(a <= c for a, c in zip(points, points[1:], strict=False)):
-            table[b] = points
+        if block.ascending:
+            table[b] = block.points
     v = np.array(values, dtype=np.float64)
     p = table[np.array(which, dtype=np.int64)]
     rows = np.arange(len(v))
-    i = np.clip((p < v[:, None]).sum(axis=1) - 1, 0, len(quantiles) - 2)  # rank's first matching interval
+    i = np.clip((p < v[:, None]).sum(axis=1) - 1, 0, len(quantiles) - 2)  # the first interval holding v
     v0, v1 = p[rows, i], p[rows, i + 1]
     q = np.array(quantiles, dtype=np.float64)
     q0, q1 = q[i], q[i + 1]
@@ -213,8 +212,7 @@ def _rank_all(values: list[float], blocks: list[dict], which: list[int]) -> list
         pct = np.where(v1 == v0, q0, q0 + (q1 - q0) * (v - v0) / (v1 - v0))
         inside = (v >= p[:, 0]) & (v <= p[:, -1])  # false for an unusable (NaN) block
     rounded = np.rint(np.where(inside, pct, 0.0)).astype(np.int64).tolist()
-    ns = [block.get("n") for block in blocks]
-    return [{"value": x, "percentile": r, "n": ns[b]} if ok else peer.rank(x, blocks[b])
+    return [{"value": x, "percentile": r, "n": blocks[b].n} if ok else peer.rank_block(x, blocks[b])
             for x, r, ok, b in zip(values, rounded, inside.tolist(), which, strict=True)]
 
 
@@ -225,7 +223,7 @@ def _batch_results(results: list[dict], people: list[dict], res) -> list[dict]:
     (sex, band, measurement) is read once and all values are ranked in one pass (:func:`_rank_all`)."""
     heads: dict[tuple, dict] = {}
     group_blocks: dict[tuple, dict[str, int]] = {}  # (sex, band) -> measurement -> index in blocks
-    blocks: list[dict] = []
+    blocks: list[peer.Block] = []
     owners: list[int] = []
     names: list[str] = []
     values: list[float] = []
@@ -236,7 +234,7 @@ def _batch_results(results: list[dict], people: list[dict], res) -> list[dict]:
         mapping = group_blocks.get(group)
         if mapping is None:
             head = heads[group] = peer_percentiles(res, *group, {})
-            table = peer._percentile_table(res, *group) if head.get("available") else None
+            table = peer.peer_table(res, *group) if head.get("available") else None
             mapping = group_blocks[group] = {}
             for name in (*MEASUREMENTS, "bmi"):  # the order peer_percentiles lists them in
                 if table and name in table:
