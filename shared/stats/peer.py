@@ -3,9 +3,8 @@ band, read from the published (suppressed) percentiles payload, never from the r
 
 A (sex, band) table is read and prepared once per 30 s per process: each measurement's published
 quantiles become a :class:`Block` (the points as a tuple, whether they can be interpolated), so
-ranking one value is a bisect instead of a walk over the payload's dict. :func:`rank` keeps the
-payload form for callers that hold a raw block; both give the same answers
-(tests/unit/test_peer.py)."""
+ranking one value is a bisect instead of a walk over the payload's dict (tests/unit/test_peer.py
+holds it equal to the definition)."""
 
 from __future__ import annotations
 
@@ -77,11 +76,6 @@ def _interpolate(value: float, i: int, points: tuple[float, ...], n: int | None)
     q0, q1, v0, v1 = PERCENTILES[i], PERCENTILES[i + 1], points[i], points[i + 1]
     pct = q0 if v1 == v0 else q0 + (q1 - q0) * (value - v0) / (v1 - v0)
     return {"value": value, "percentile": round(pct), "n": n}
-
-
-def rank(value: float, block: dict) -> dict:
-    """:func:`rank_block` for a block in the payload's form."""
-    return rank_block(value, compile_block(block))
 
 
 def peer_percentiles(resources, sex: str, age_group: int | None, values: dict) -> dict:

@@ -1,4 +1,4 @@
-"""The batch route's vectorised peer ranking answers exactly like shared.stats.peer.rank, and its
+"""The batch route's vectorised peer ranking answers exactly like shared.stats.peer.rank_block, and its
 schema-free checks accept exactly what the schemas accept."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 from api.routes.simulate import BatchSchema, SimulateQuerySchema, _rank_all, quick_include, quick_people
 from shared.stats.keys import PERCENTILES as QUANTILES
-from shared.stats.peer import compile_block, rank
+from shared.stats.peer import compile_block, rank_block
 
 
 def _block(rng, kind: str) -> dict:
@@ -33,8 +33,9 @@ def test_rank_all_equals_rank_value_by_value():
         for v in [*rng.uniform(30, 220, 40).round(1), *edges, *(e + 0.1 for e in edges), *(e - 0.1 for e in edges)]:
             values.append(float(v))
             which.append(b)
-    got = _rank_all(values, [compile_block(b) for b in blocks], which)
-    assert got == [rank(v, blocks[b]) for v, b in zip(values, which, strict=True)]
+    prepared = [compile_block(b) for b in blocks]
+    got = _rank_all(values, prepared, which)
+    assert got == [rank_block(v, prepared[b]) for v, b in zip(values, which, strict=True)]
     assert {type(a["percentile"]) for a in got} >= {int, str, type(None)}  # every branch was hit
 
 
