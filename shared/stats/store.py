@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
+import structlog
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared.db.engine import unit_of_work
 
@@ -54,6 +56,12 @@ return 1
 """
 
 
+log = structlog.get_logger(__name__)
+WRITE_ATTEMPTS = 5
+# InnoDB rolled the whole transaction back: a deadlock victim, or a lock wait that timed out.
+RETRY_ERRNOS = (1205, 1213)
+
+
 class StaleSnapshot(Exception):
     """The data a refresh read is no longer current; its generation must not be published."""
 KEEP_GENERATIONS = 2
@@ -75,9 +83,35 @@ def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_cu
 
     `still_current(session)`, if given, runs inside the write transaction; when it returns False
     the snapshot was built from data that changed meanwhile and StaleSnapshot is raised.
+
+    Two writers at once (the refresh lock normally prevents it, but a beat pass, a manual one and a
+    lock that outlived its holder can overlap) read the same latest generation and insert the same
+    keys: the database refuses one of them (duplicate key, or a deadlock victim), its transaction is
+    rolled back whole, and it writes again under the next number. Nothing half-written is ever
+    visible, and the newer generation wins.
     """
     computed_at = dt.datetime.fromisoformat(meta["computed_at"]).replace(tzinfo=None)
     everything = {**payloads, META_FIELD: orjson.dumps(meta)}
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            generation = _write_rows(resources, everything, meta, computed_at, still_current)
+            break
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == WRITE_ATTEMPTS or not _lost_to_another_writer(exc):
+                raise
+            log.info("stats_generation_write_retried", attempt=attempt, error=type(exc.orig).__name__)
+    publish_to_cache(resources, generation, everything)
+    return generation
+
+
+def _lost_to_another_writer(exc: IntegrityError | OperationalError) -> bool:
+    if isinstance(exc, IntegrityError):  # the same (generation, key) committed by the other writer
+        return True
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in RETRY_ERRNOS
+
+
+def _write_rows(resources, everything: dict[str, bytes], meta: dict, computed_at, still_current) -> int:
     with unit_of_work(resources.sessions) as session:
         if still_current is not None and not still_current(session):
             raise StaleSnapshot(meta.get("dataset_version"))
@@ -87,7 +121,6 @@ def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_cu
         for batch in _batches(everything):  # one transaction, statements kept under max_allowed_packet
             session.execute(insert(SNAPSHOTS), [{**common, "key": k, "payload": v} for k, v in batch])
         session.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.generation <= generation - KEEP_GENERATIONS))
-    publish_to_cache(resources, generation, everything)
     return generation
 
 

@@ -258,6 +258,37 @@ def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_ye
     wait_until(consistent, 20, 0.2, "Redis and the database to hold the same complete generation")
 
 
+def _write_together(resources, barrier, round_no: int, writer: int, generations: list, errors: list) -> None:
+    meta = {"computed_at": "2026-01-01T00:00:00", "dataset_version": "race", "rule_version": "race"}
+    payloads = {f"race:{k}": orjson.dumps({"round": round_no, "writer": writer, "k": k}) for k in range(50)}
+    barrier.wait()
+    try:
+        generations.append(store.write_generation(resources, payloads, meta))
+    except Exception as exc:  # surfaced by the test rather than lost in the thread
+        errors.append(exc)
+
+
+def test_writers_of_one_generation_at_once_both_land_under_distinct_generations(resources, stats_year):
+    """Two snapshot writes that start together read the same latest generation and insert the same
+    keys: one wins, the other is refused (duplicate key, or a deadlock victim) and must write again
+    under the next number rather than fail. Ten rounds, each released by a barrier."""
+    for round_no in range(10):
+        barrier, generations, errors = threading.Barrier(2), [], []
+        threads = [threading.Thread(target=_write_together, args=(resources, barrier, round_no, n, generations, errors))
+                   for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_no}: {errors!r}"
+        assert len(set(generations)) == 2, generations
+        for generation in generations:  # each generation holds one writer's complete set
+            rows = store.load_generation(resources, generation)
+            writers = {orjson.loads(v)["writer"] for k, v in rows.items() if k.startswith("race:")}
+            assert len(writers) == 1 and len(rows) == 51
+    _refresh(resources, "after-race")  # leave a real generation current for the tests that follow
+
+
 class socket_free_port:
     def __enter__(self):
         import socket
