@@ -14,6 +14,8 @@ rule engine and pandas). tests/unit/test_stats_keys.py keeps the two in step.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 
 import orjson
 import structlog
@@ -57,7 +59,7 @@ return 1
 
 
 log = structlog.get_logger(__name__)
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 8
 # InnoDB rolled the whole transaction back: a deadlock victim, or a lock wait that timed out.
 RETRY_ERRNOS = (1205, 1213)
 
@@ -87,8 +89,9 @@ def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_cu
     Two writers at once (the refresh lock normally prevents it, but a beat pass, a manual one and a
     lock that outlived its holder can overlap) read the same latest generation and insert the same
     keys: the database refuses one of them (duplicate key, or a deadlock victim), its transaction is
-    rolled back whole, and it writes again under the next number. Nothing half-written is ever
-    visible, and the newer generation wins.
+    rolled back whole, and it writes again under the next number after a jittered, doubling pause
+    (0.05 s up to 2 s: the winner may be writing tens of MB, and an immediate retry deadlocks
+    again). Nothing half-written is ever visible, and the newer generation wins.
     """
     computed_at = dt.datetime.fromisoformat(meta["computed_at"]).replace(tzinfo=None)
     everything = {**payloads, META_FIELD: orjson.dumps(meta)}
@@ -99,7 +102,10 @@ def write_generation(resources, payloads: dict[str, bytes], meta: dict, still_cu
         except (IntegrityError, OperationalError) as exc:
             if attempt == WRITE_ATTEMPTS or not _lost_to_another_writer(exc):
                 raise
-            log.info("stats_generation_write_retried", attempt=attempt, error=type(exc.orig).__name__)
+            pause = min(2.0, 0.05 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+            log.info("stats_generation_write_retried", attempt=attempt, error=type(exc.orig).__name__,
+                     retry_in_seconds=round(pause, 3))
+            time.sleep(pause)
     publish_to_cache(resources, generation, everything)
     return generation
 
