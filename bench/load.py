@@ -100,7 +100,6 @@ class Client(threading.Thread):
                 status = response.status
                 if not 200 <= status < 300:
                     self.examples.setdefault((route, status), (path, answer[:300]))
-
             except (OSError, http.client.HTTPException):
                 status = 0
                 conn.close()

@@ -230,20 +230,28 @@ def test_refresh_remembers_masks_in_redis_and_publishes_the_same_numbers(resourc
     assert forget(resources) == len(remembered)
 
 
-def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_year):
-    results, errors = [], []
+def _at_once(*calls) -> tuple[list, list]:
+    """Run each call in its own thread, all released together by a barrier: (results, errors), the
+    errors surfaced rather than lost in the threads."""
+    barrier, results, errors = threading.Barrier(len(calls)), [], []
 
-    def run():
+    def run(call):
+        barrier.wait()
         try:
-            results.append(refresh(resources, "race"))
-        except Exception as exc:  # surfaced below rather than lost in the thread
+            results.append(call())
+        except Exception as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results, errors
+
+
+def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_year):
+    results, errors = _at_once(*[lambda: refresh(resources, "race")] * 2)
     assert errors == [] and len(results) == 2
     cache = redis.Redis.from_url(resources.settings.redis_db_url("cache"))
 
@@ -258,28 +266,18 @@ def test_two_refreshes_at_once_leave_one_consistent_snapshot(resources, stats_ye
     wait_until(consistent, 20, 0.2, "Redis and the database to hold the same complete generation")
 
 
-def _write_together(resources, barrier, round_no: int, writer: int, generations: list, errors: list) -> None:
-    meta = {"computed_at": "2026-01-01T00:00:00", "dataset_version": "race", "rule_version": "race"}
-    payloads = {f"race:{k}": orjson.dumps({"round": round_no, "writer": writer, "k": k}) for k in range(50)}
-    barrier.wait()
-    try:
-        generations.append(store.write_generation(resources, payloads, meta))
-    except Exception as exc:  # surfaced by the test rather than lost in the thread
-        errors.append(exc)
-
-
 def test_writers_of_one_generation_at_once_both_land_under_distinct_generations(resources, stats_year):
     """Two snapshot writes that start together read the same latest generation and insert the same
     keys: one wins, the other is refused (duplicate key, or a deadlock victim) and must write again
     under the next number rather than fail. Ten rounds, each released by a barrier."""
+    meta = {"computed_at": "2026-01-01T00:00:00", "dataset_version": "race", "rule_version": "race"}
+
+    def writer(round_no: int, n: int):
+        payloads = {f"race:{k}": orjson.dumps({"round": round_no, "writer": n, "k": k}) for k in range(50)}
+        return lambda: store.write_generation(resources, payloads, meta)
+
     for round_no in range(10):
-        barrier, generations, errors = threading.Barrier(2), [], []
-        threads = [threading.Thread(target=_write_together, args=(resources, barrier, round_no, n, generations, errors))
-                   for n in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        generations, errors = _at_once(writer(round_no, 0), writer(round_no, 1))
         assert errors == [], f"round {round_no}: {errors!r}"
         assert len(set(generations)) == 2, generations
         for generation in generations:  # each generation holds one writer's complete set
