@@ -1,7 +1,10 @@
-"""WSGI fast paths for the two hottest requests, which then skip Flask's per-request machinery.
+"""WSGI fast paths for the three hottest requests, which then skip Flask's per-request machinery.
 
 - `GET /api/v1/stats/<endpoint>`: ready JSON bytes from Redis (CSV requests go to the route).
 - `POST /api/v1/simulate`: one person through the rule table.
+- `GET /api/v1/records`: a page of records on the process's direct database connection
+  (shared/db/engine.py `DirectConnection`: autocommit, statements compiled once), its audit row
+  written and committed before the answer, as on the route (MySQL/MariaDB only).
 
 The seam with the Flask path is declared, not implied:
 - access: the same route policy (`api.auth.policy_of`) and the same per-process key cache; only
@@ -9,7 +12,14 @@ The seam with the Flask path is declared, not implied:
 - rate limits: the same `RateLimiter.hit`, counted once; when a fast path declines after
   counting, it leaves its decision in `environ["nhis.rate_decision"]` and the Flask hook reuses it;
 - headers, request metrics and logging: the same `api.finisher` functions, with the route label
-  of the Flask rule the fast path stands in for (so both paths count in the same series).
+  of the Flask rule the fast path stands in for (so both paths count in the same series);
+- records: the same query check as the schema within its domain (`records.quick_query`), the same
+  browse (`shared.records.browse`), audit row (`shared.audit`) and answer (`records.page_body`).
+  The request id is chosen before the audit row is written and left in `environ["nhis.request_id"]`
+  for Flask. What must not be tried twice in one request, a page that ran out of its time budget
+  or a database that cannot be connected to, the fast path leaves in
+  `environ["nhis.records_failed"]`, and the route answers its 503 at once; a connection lost
+  mid-query is left to the route, which tries its own pool.
 
 A fast path answers only the plainly valid case. Everything else (a key not cached yet, a scope
 error, over the rate limit, anything a schema must judge, a Redis miss or error, any parameter or
@@ -24,19 +34,26 @@ import io
 import time
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 
 from api.auth import policy_of
 from api.finisher import complete_request, finishing_headers, request_id_for
 from api.jsonprovider import dumps_bytes
+from api.routes import records
 from api.routes.simulate import quick_include, quick_person, simulate_one
 from api.routes.stats import cache_key, quick_query
+from shared.audit import record_read_direct
+from shared.records.browse import BadCursor, QueryTooBroad, browse, decode_cursor
 from shared.stats.keys import ENDPOINTS
 from shared.stats.store import read_payload_from_cache
 
 STATS_PREFIX = "/api/v1/stats/"
 SIMULATE_PATH = "/api/v1/simulate"
 SIMULATE_ENDPOINT = "simulate.simulate"
+RECORDS_PATH = "/api/v1/records"
+RECORDS_ENDPOINT = "records.index"
+REQUEST_ID = "nhis.request_id"  # environ: the id a fast path chose (and audited) before it declined
 JSON = ("Content-Type", "application/json")
 
 
@@ -70,10 +87,12 @@ class FastPaths:
             answer = self._stats(environ, path[len(STATS_PREFIX):])
         elif method == "POST" and path == SIMULATE_PATH:
             answer = self._simulate(environ)
+        elif method == "GET" and path == RECORDS_PATH:
+            answer = self._records(environ)
         if answer is None:
             return self.wsgi_app(environ, start_response)
         body, extra, endpoint, policy, decision, key_id = answer
-        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
+        request_id = environ.get(REQUEST_ID) or request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         start_response("200 OK", [
             JSON, ("Content-Length", str(len(body))), *extra,
             *finishing_headers(request_id, started, decision, person_level=policy.person_level),
@@ -148,6 +167,41 @@ class FastPaths:
             return None
         body = dumps_bytes(simulate_one(person, self.extensions["resources"], include))
         return body, [], SIMULATE_ENDPOINT, policy, decision, info.id
+
+    def _records(self, environ):
+        res = self.extensions["resources"]
+        direct = res.direct
+        if direct is None:  # SQLite: the route
+            return None
+        args = _args(environ.get("QUERY_STRING", ""))
+        query = records.quick_query(args) if args is not None else None
+        if query is None:
+            return None
+        try:
+            after = decode_cursor(query["cursor"], query) if "cursor" in query else -1
+        except BadCursor:  # the route's 422 names the field
+            return None
+        admitted = self._admit(environ, RECORDS_ENDPOINT)
+        if admitted is None:
+            return None
+        policy, info, decision = admitted
+        request_id = environ[REQUEST_ID] = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
+        budget = res.settings.records_query_seconds
+        try:
+            direct.open()
+        except SQLAlchemyError as exc:  # no database now: the route says so at once
+            environ[records.FAST_PATH_FAILED] = exc
+            return None
+        try:
+            page = browse(direct.execute, query, after, query["limit"], records.LIST_COLUMNS, budget)
+            record_read_direct(direct, route=self.rules[RECORDS_ENDPOINT], filters=query, count=len(page.rows),
+                               key_id=info.id, key_name=info.name, request_id=request_id)
+        except QueryTooBroad as exc:  # the route answers its 503 without running the query again
+            environ[records.FAST_PATH_FAILED] = exc
+            return None
+        except SQLAlchemyError:  # a lost connection: the route tries its pool
+            return None
+        return dumps_bytes(records.page_body(page, query)), [], RECORDS_ENDPOINT, policy, decision, info.id
 
 
 def init_fast_paths(app) -> None:

@@ -19,7 +19,8 @@ def init_request_context(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
-        g.request_id = request_id_for(request.headers.get("X-Request-ID"))
+        # a fast path that declined may have chosen (and audited) the id already (api/fastpath.py)
+        g.request_id = request.environ.get("nhis.request_id") or request_id_for(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 

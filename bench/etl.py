@@ -292,8 +292,12 @@ INDEX_CANDIDATES = {
 }
 
 
+SHIPPED_INDEXES = {"age_group": "ix_screenings_age_group", "province": "ix_screenings_province"}  # models.py
+
+
 def index_costs(rows: int, data_dir: Path) -> None:
-    """ETL time of the 1M-row load with no secondary index, with each candidate, and with all."""
+    """ETL time of the 1M-row load with no secondary index, with the two the schema ships
+    (age band, province), with each candidate alone, and with all of them."""
     path = data_dir / f"nhis-2024-{rows}.csv"
     if not path.exists():
         write_file(path, rows=rows, year=2024, seed=42, style="2024", encoding="cp949")
@@ -302,6 +306,8 @@ def index_costs(rows: int, data_dir: Path) -> None:
         resources, _env, worker = _start_system(data_dir, queues="etl")
         try:
             with resources.engine.begin() as conn:
+                for name in SHIPPED_INDEXES.values():  # every scenario starts from no secondary index
+                    conn.exec_driver_sql(f"DROP INDEX {name} ON screenings")
                 for name in indexes:
                     conn.exec_driver_sql(f"CREATE INDEX ix_bench_{name} ON screenings {INDEX_CANDIDATES[name]}")
             started = time.perf_counter()
@@ -312,24 +318,29 @@ def index_costs(rows: int, data_dir: Path) -> None:
             worker.stop()
             resources.dispose()
 
-    base = [load([]), load([])]
+    base, shipped = [], []
+    for _ in range(3):  # alternated, so drift on the shared machine falls on both alike
+        base.append(load([]))
+        shipped.append(load(list(SHIPPED_INDEXES)))
+        print(f"none {base[-1]:.2f} s, shipped {shipped[-1]:.2f} s", flush=True)
+    baseline, as_shipped = statistics.median(base), statistics.median(shipped)
     rows_md = []
     for name in INDEX_CANDIDATES:
         seconds = load([name])
         rows_md.append(f"| `{name}` {INDEX_CANDIDATES[name]} | {seconds:.2f} s | "
-                       f"{(seconds / statistics.median(base) - 1) * 100:+.0f}% |")
+                       f"{(seconds / baseline - 1) * 100:+.0f}% |")
         print(rows_md[-1], flush=True)
     every = load(list(INDEX_CANDIDATES))
-    baseline = statistics.median(base)
     body = f"""
-The {rows:,}-row load (2 worker processes) into an empty table, with no secondary index (twice:
-{", ".join(f"{b:.2f}" for b in base)} s), with each candidate index for a published records filter
-alone, and with all of them. Each index is `(job_id, <filter>, id)`: the year's version, the filter
-value, then the key order a keyset page needs.
+The {rows:,}-row load (2 worker processes) into an empty table. Each index is `(job_id, <filter>,
+id)`: the year's version, the filter value, then the key order a keyset page needs. The schema
+ships two of them (age band and province, docs/DECISIONS.md); every scenario drops those first and
+adds what it measures.
 
-| secondary index | load time | cost |
+| secondary indexes | load time | cost against none |
 |---|---|---|
-| none (median) | {baseline:.2f} s | |
+| none (median of 3: {" / ".join(f"{b:.2f}" for b in base)} s) | {baseline:.2f} s | |
+| **as shipped: age band + province** (median of 3, alternated with none: {" / ".join(f"{b:.2f}" for b in shipped)} s) | **{as_shipped:.2f} s** | **{(as_shipped / baseline - 1) * 100:+.0f}%** |
 {chr(10).join(rows_md)}
 | all {len(INDEX_CANDIDATES)} | {every:.2f} s | {(every / baseline - 1) * 100:+.0f}% |
 """

@@ -10,22 +10,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from shared.db.engine import unit_of_work
 from shared.db.models import AuditLog, utcnow
 
-_INSERT = insert(AuditLog.__table__)
+_COLUMNS = ("at", "api_key_id", "key_name", "route", "filters", "result_count", "request_id")
+_INSERT = insert(AuditLog.__table__).values({c: bindparam(c) for c in _COLUMNS})
 
 
-def record_read(conn, *, route: str, filters: dict, count: int, key_id: int | None,
-                key_name: str | None, request_id: str | None) -> None:
-    """Add the read to the caller's transaction (`conn` is the connection that read the records)."""
-    conn.execute(_INSERT, {
+def read_row(*, route: str, filters: dict, count: int, key_id: int | None, key_name: str | None,
+             request_id: str | None) -> dict:
+    return {
         "at": utcnow(), "api_key_id": key_id, "key_name": key_name, "route": route,
         "filters": json.dumps(filters, sort_keys=True, default=str)[:4000], "result_count": count,
         "request_id": request_id,
-    })
+    }
+
+
+def record_read(conn, **read) -> None:
+    """Add the read to the caller's transaction (`conn` is the connection that read the records).
+    `read`: the keyword arguments of `read_row`."""
+    conn.execute(_INSERT, read_row(**read))
+
+
+def record_read_direct(direct, **read) -> None:
+    """Write the read on a `DirectConnection` (autocommit): durable when this returns, before the
+    records it describes leave the server."""
+    direct.execute(_INSERT, read_row(**read))
 
 
 def list_reads(resources, *, key_name: str | None = None, since: dt.datetime | None = None,

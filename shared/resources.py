@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from shared.config import Settings
-from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.engine import DirectConnection, make_engine, make_sessionmaker
 
 
 class Resources:
@@ -28,6 +28,11 @@ class Resources:
     @cached_property
     def sessions(self):
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def direct(self) -> DirectConnection | None:
+        """The process's own autocommit connection for the hottest read (MySQL only; None on SQLite)."""
+        return DirectConnection(self.engine) if self.settings.is_mysql else None
 
     @cached_property
     def cache(self):
@@ -52,12 +57,15 @@ class Resources:
         return self.producer.send_task(name, args=args, kwargs=kwargs)
 
     def warm(self) -> None:
-        """Open one database and one cache connection now, in a new worker before it takes requests,
-        so its first request does not pay for them (with the dialect's first-connect queries). A
-        dependency that is down is left for the request path to report."""
+        """Open one database connection (and the API's direct one) and one cache connection now, in
+        a new worker before it takes requests, so its first request does not pay for them (with the
+        dialect's first-connect queries). A dependency that is down is left for the request path
+        to report."""
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
+            if self.direct is not None and self.role == "api":
+                self.direct.open()
         except Exception:  # noqa: BLE001 - the first request reports it (503 database_unavailable)
             pass
         if self.cache is not None:
@@ -69,6 +77,8 @@ class Resources:
     def close(self) -> None:
         """Before this process exits: close the connections it opened (the database then sees a
         clean quit, not a reset)."""
+        if self.__dict__.get("direct") is not None:
+            self.direct.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if self.__dict__.get("cache") is not None:
@@ -76,6 +86,8 @@ class Resources:
 
     def dispose(self) -> None:
         """After a fork: drop the engine's pooled connections without closing them (they are the
-        parent's). Redis clients need nothing: redis-py starts a new pool when the pid changes."""
+        parent's; the direct connection too). Redis clients need nothing: redis-py starts a new pool
+        when the pid changes."""
+        self.__dict__.pop("direct", None)
         if "engine" in self.__dict__:
             self.engine.dispose(close=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
+import functools
 
+from flask import request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
@@ -15,7 +16,16 @@ from api.extensions import resources
 from api.responses import RecordPageSchema, RecordSchema
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import FLAG_COLUMNS, ID_YEAR_FACTOR, MEASUREMENT_COLUMNS, YearVersion, screenings
-from shared.records.browse import BadCursor, QueryTooBroad, browse, decode_cursor, encode_cursor
+from shared.records.browse import (
+    TOO_BROAD,
+    BadCursor,
+    Page,
+    QueryTooBroad,
+    browse,
+    core_runner,
+    decode_cursor,
+    encode_cursor,
+)
 from shared.rules import CATEGORY_LEVELS, DERIVED_COLUMNS, DISCLAIMER
 from shared.rules.layout import HEADLINE_COLUMNS, details, headline, stored_reasons
 
@@ -24,16 +34,19 @@ MAX_RECORD_ID = 2**63 - 1  # BIGINT: a larger id names no record (and must not r
 blp = Blueprint("records", __name__, description="Person-level screening records (scope records:read)")
 FLAG_NAMES = [c.removeprefix("flag_") for c in FLAG_COLUMNS]
 RISK_GROUPS = list(CATEGORY_LEVELS["screening_risk_group"])
+_FLAGS = frozenset(FLAG_NAMES)
+NUMBERS = {"year": (2002, 2100), "age_group": (1, 18), "limit": (1, 100)}  # inclusive bounds
 SEX = {1: "M", 2: "F"}
 SMOKING = {1: "never", 2: "former", 3: "current"}
 LIST_MEASUREMENTS = ("sbp", "dbp", "fasting_glucose")
+FAST_PATH_FAILED = "nhis.records_failed"  # environ: what the fast path met that must not be tried again
 LIST_COLUMNS = ("id", "year", "sex", "age_group", "province", *LIST_MEASUREMENTS, *HEADLINE_COLUMNS, "rule_version")
 
 
 class RecordsQuerySchema(Schema):
-    year = fields.Integer(validate=validate.Range(2002, 2100), metadata={"example": 2024})
+    year = fields.Integer(validate=validate.Range(*NUMBERS["year"]), metadata={"example": 2024})
     sex = fields.String(validate=validate.OneOf(["M", "F"]))
-    age_group = fields.Integer(validate=validate.Range(1, 18))
+    age_group = fields.Integer(validate=validate.Range(*NUMBERS["age_group"]))
     province = fields.Integer(validate=validate.OneOf(sorted(PROVINCES)))
     screening_risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
     risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS),
@@ -41,52 +54,123 @@ class RecordsQuerySchema(Schema):
     flag = fields.List(fields.String(validate=validate.OneOf(FLAG_NAMES)), validate=validate.Length(max=len(FLAG_NAMES)),
                        metadata={"description": "repeatable: only records where each named flag is true",
                                  "example": ["hypertension"]})
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100), metadata={"example": 5})
+    limit = fields.Integer(load_default=20, validate=validate.Range(*NUMBERS["limit"]), metadata={"example": 5})
     cursor = fields.String(validate=validate.Length(max=200),
                            metadata={"description": "next_cursor from the previous page (opaque; valid with the "
                                                     "same filters, also after more years are loaded)"})
 
 
-def _clean(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+_SINGLE = ("year", "sex", "age_group", "province", "screening_risk_group", "risk_group", "limit", "cursor")
+_CURSOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
+    return value.isascii() and value.isdigit() and len(value) <= 6
+
+
+def quick_query(args) -> dict | None:
+    """A plainly valid records query loaded without the schema (the fast path, api/fastpath.py);
+    None for anything else, which RecordsQuerySchema judges with its documented 422. Accepts
+    nothing the schema refuses and loads what the schema loads (tests/unit/test_seam.py)."""
+    out: dict = {}
+    for name in args:
+        values = args.getlist(name)
+        if name == "flag":
+            if len(values) > len(FLAG_NAMES) or not all(v in _FLAGS for v in values):
+                return None
+            out["flag"] = values
+            continue
+        if name not in _SINGLE or len(values) != 1:
+            return None
+        value = values[0]
+        if name in NUMBERS:
+            lo, hi = NUMBERS[name]
+            if not (_digits(value) and lo <= int(value) <= hi):
+                return None
+            out[name] = int(value)
+        elif name == "province":
+            if not (_digits(value) and int(value) in PROVINCES):
+                return None
+            out[name] = int(value)
+        elif name == "sex":
+            if value not in ("M", "F"):
+                return None
+            out[name] = value
+        elif name == "cursor":
+            if not (len(value) <= 200 and _CURSOR_CHARS.issuperset(value)):
+                return None
+            out[name] = value
+        elif value in RISK_GROUPS:  # screening_risk_group, risk_group
+            out[name] = value
+        else:
+            return None
+    out.setdefault("limit", 20)
+    return out
+
+
+def _plain(values) -> list:
+    """Values as the API shows them: a NaN (SQLite can hold one) is unknown, None."""
+    return [None if v != v else v for v in values]  # only NaN differs from itself
+
+
+@functools.cache
 def _age(age_group: int) -> dict:
+    """One object per band, shared by every row that shows it (answers are serialised, never
+    changed)."""
     lo, hi, label = AGE_GROUPS[age_group]
     return {"code": age_group, "label": label, "min_age": lo, "max_age": hi}
 
 
 def _province(code) -> dict | None:
-    if code is None:
-        return None
-    ko, en = PROVINCES.get(int(code), (None, None))
-    return {"code": int(code), "name_ko": ko, "name_en": en}
+    return None if code is None else _province_of(int(code))
+
+
+@functools.cache
+def _province_of(code: int) -> dict:
+    ko, en = PROVINCES.get(code, (None, None))
+    return {"code": code, "name_ko": ko, "name_en": en}
 
 
 _LIST_DERIVED = tuple(c for c in DERIVED_COLUMNS if c in LIST_COLUMNS)
 
 
 def _derived(row, columns: tuple[str, ...] = DERIVED_COLUMNS) -> dict:
-    """The row's derived values as plain Python (None for unknown), by derived column name."""
-    return {c: _clean(row[c]) for c in columns}
+    """The row's derived values by derived column name."""
+    return {c: row[c] for c in columns}
+
+
+def page_body(page: Page, query: dict) -> dict:
+    """The list answer (both paths: the Flask route and api/fastpath.py): page rows are sequences
+    in LIST_COLUMNS order."""
+    return {
+        "data": [summary(dict(zip(LIST_COLUMNS, _plain(r), strict=True))) for r in page.rows],
+        "next_cursor": encode_cursor(page.next_after, query) if page.next_after is not None else None,
+        "meta": {"limit": query["limit"], "disclaimer": DISCLAIMER},
+    }
+
+
+def too_broad(budget_seconds: float, reason: str = TOO_BROAD) -> ApiError:
+    return ApiError(503, "query_too_broad", f"{reason}: add a year or drop a filter",
+                    {"budget_seconds": budget_seconds}, headers={"Retry-After": "1"})
 
 
 def summary(row) -> dict:
-    """A list row: who, a few measurements, and the headline of the shared response layout."""
+    """A list row: who, a few measurements, and the headline of the shared response layout
+    (`row`: a mapping of plain values, see `_plain`)."""
     return {
         "id": row["id"], "year": row["year"], "sex": SEX.get(row["sex"]), "age_group": _age(row["age_group"]),
         "province": _province(row["province"]),
-        "measurements": {c: _clean(row[c]) for c in LIST_MEASUREMENTS},
+        "measurements": {c: row[c] for c in LIST_MEASUREMENTS},
         **headline(_derived(row, _LIST_DERIVED)), "rule_version": row["rule_version"],
     }
 
 
 def detail(row) -> dict:
     """One record in full: the summary plus every measurement and the layout's details."""
+    row = dict(zip(row.keys(), _plain(row.values()), strict=True))
     d = _derived(row)
-    measurements = {c: _clean(row[c]) for c in MEASUREMENT_COLUMNS if c not in ("province", "smoking", "drinking")}
+    measurements = {c: row[c] for c in MEASUREMENT_COLUMNS if c not in ("province", "smoking", "drinking")}
     measurements["smoking"] = SMOKING.get(row["smoking"])
     measurements["drinking"] = None if row["drinking"] is None else bool(row["drinking"])
     cvd_reason, egfr_reason = stored_reasons({**row, **d})
@@ -111,24 +195,23 @@ def index(query):
     so rare that a page cannot be filled within NHIS_RECORDS_QUERY_SECONDS answer 503
     `query_too_broad`: add a year or drop a filter."""
     res = resources()
+    budget = res.settings.records_query_seconds
     try:
         after = decode_cursor(query["cursor"], query) if "cursor" in query else -1
     except BadCursor as exc:
         raise ApiError(422, "validation_error", "invalid fields: cursor", {"fields": {"cursor": [str(exc)]}}) from None
-    limit = query["limit"]
+    failed = request.environ.get(FAST_PATH_FAILED)  # api/fastpath.py: out of budget, or no database
+    if isinstance(failed, QueryTooBroad):
+        raise too_broad(budget)
+    if failed is not None:
+        raise failed
     try:
         with res.engine.begin() as conn:  # the read and its audit row commit together
-            page = browse(conn, query, after, limit, LIST_COLUMNS, res.settings.records_query_seconds)
+            page = browse(core_runner(conn), query, after, query["limit"], LIST_COLUMNS, budget)
             audit_read(conn, query, len(page.rows))
     except QueryTooBroad as exc:
-        raise ApiError(503, "query_too_broad", f"{exc}: add a year or drop a filter",
-                       {"budget_seconds": res.settings.records_query_seconds},
-                       headers={"Retry-After": "1"}) from None
-    return {
-        "data": [summary(r) for r in page.rows],
-        "next_cursor": encode_cursor(page.next_after, query) if page.next_after is not None else None,
-        "meta": {"limit": limit, "disclaimer": DISCLAIMER},
-    }
+        raise too_broad(budget, str(exc)) from None
+    return page_body(page, query)
 
 
 @blp.route("/<int:record_id>", methods=["GET"], parameters=[{

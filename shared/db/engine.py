@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Boolean, Engine, Float, Integer, create_engine, event, func, literal_column
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
@@ -145,18 +148,178 @@ def _statement_timeout(seconds: float):
 
 def _statement_budget(conn, _cursor, statement, parameters, context, _executemany):
     """A statement executed with `execution_options(max_statement_time=seconds)` gets that budget
-    from the server (a shorter one than the session's): MariaDB `SET STATEMENT ... FOR`, MySQL
-    the `MAX_EXECUTION_TIME` optimizer hint (SELECT only). Used by records browsing to share one
-    budget among the queries of a page (shared/records/browse.py)."""
+    from the server (a shorter one than the session's): see `budgeted`. Used by records browsing
+    to share one budget among the queries of a page (shared/records/browse.py)."""
     seconds = context.execution_options.get("max_statement_time") if context is not None else None
     if not seconds:
         return statement, parameters
-    if conn.dialect.is_mariadb:
-        return f"SET STATEMENT max_statement_time={float(seconds):.3f} FOR {statement}", parameters
-    if statement.lstrip()[:6].upper() == "SELECT":
-        head = statement.lstrip()
-        return f"SELECT /*+ MAX_EXECUTION_TIME({max(1, math.ceil(seconds * 1000))}) */{head[6:]}", parameters
-    return statement, parameters
+    return budgeted(statement, seconds, conn.dialect.is_mariadb), parameters
+
+
+def budgeted(statement: str, seconds: float, mariadb: bool) -> str:
+    """`statement` with a server-enforced time budget: MariaDB `SET STATEMENT max_statement_time
+    ... FOR`, MySQL the `MAX_EXECUTION_TIME` optimizer hint (SELECT only; others unchanged)."""
+    if mariadb:
+        return f"SET STATEMENT max_statement_time={float(seconds):.3f} FOR {statement}"
+    head = statement.lstrip()
+    if head[:6].upper() == "SELECT":
+        return f"SELECT /*+ MAX_EXECUTION_TIME({max(1, math.ceil(seconds * 1000))}) */{head[6:]}"
+    return statement
+
+
+class DirectConnection:
+    """One driver connection held by this process outside the pool, in autocommit, for the API's
+    hottest database read (records pages, api/fastpath.py): no pool checkout, no pre-ping, no
+    reset on return, and each statement commits by itself (two round trips for a page and its
+    audit row instead of five). Made from the engine, so it gets the same connect options and
+    session settings (timeouts, isolation level). An error that may have broken the connection
+    closes it, and the next use reconnects. Per process: after a fork (or in a new process) it is
+    dropped without being closed."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._cursor = None
+        self._pid = None
+
+    def execute(self, stmt, params, seconds: float | None = None) -> tuple[tuple, ...]:
+        """Run a Core statement with bind values (by name) under an optional time budget; its
+        text is compiled once per statement. Rows are tuples in the statement's column order."""
+        cursor = self._cursor if self._pid == os.getpid() and self._cursor is not None else self._connect()
+        dialect = self.engine.dialect  # initialised by the first connection (server version, MariaDB or not)
+        text = _driver_text(stmt, dialect)
+        sql = text.sql if seconds is None else budgeted(text.sql, seconds, dialect.is_mariadb)
+        values = [params[n] if fixed is _REQUIRED else params.get(n, fixed) for n, _, fixed in text.binds]
+        values = [v if p is None else p(v) for v, (_, p, _) in zip(values, text.binds, strict=True)]
+        if not text.positional:
+            values = dict(zip((n for n, _, _ in text.binds), values, strict=True))
+        try:
+            cursor.execute(sql, values)
+            rows = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as exc:
+            if not _statement_refused(exc):
+                self.discard()
+            raise self._wrapped(exc, sql) from exc
+        if text.unpack is not None:
+            rows = _unpacked(rows, text.unpack)
+        elif not text.results:
+            return rows
+        return tuple(_processed(row, text.results) for row in rows)
+
+    def open(self) -> None:
+        """Connect now if not connected (a new web worker, before its first request)."""
+        if self._cursor is None or self._pid != os.getpid():
+            self._connect()
+
+    def _connect(self):
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            fairy = self.engine.raw_connection()  # through the pool's connect events and options
+        except dbapi_error as exc:
+            raise self._wrapped(exc, None) from exc
+        fairy.detach()  # ours now: never returned to (or reset by) the pool
+        dbapi = fairy.dbapi_connection
+        dbapi.autocommit(True)
+        self._cursor, self._pid = dbapi.cursor(), os.getpid()
+        return self._cursor
+
+    def _wrapped(self, exc, sql):
+        """The driver's error as SQLAlchemy raises it for a Core execution (OperationalError, ...),
+        so callers and the API's error handler treat both paths alike."""
+        return sa_exc.DBAPIError.instance(sql, None, exc, self.engine.dialect.loaded_dbapi.Error,
+                                          hide_parameters=True, dialect=self.engine.dialect)
+
+    def discard(self) -> None:
+        """Close this connection (the next use opens a new one); one inherited over a fork is
+        only dropped."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None and self._pid == os.getpid():
+            try:
+                cursor.connection.close()
+            except Exception:  # noqa: BLE001 - already broken; it is dropped either way
+                pass
+
+    close = discard
+
+
+def _statement_refused(exc: BaseException) -> bool:
+    """The server refused one statement (a MySQL error code outside the client's 2000-2999, e.g. a
+    time budget or a duplicate key): the connection itself is still good."""
+    code = exc.args[0] if exc.args else None
+    return type(exc).__module__.startswith("pymysql") and isinstance(code, int) and not 2000 <= code < 3000
+
+
+_REQUIRED = object()  # a bind parameter whose value the caller must give
+
+
+class DriverText(NamedTuple):
+    sql: str  # with the driver's markers
+    positional: bool  # markers by position (%s) or by name (%(name)s)
+    binds: tuple  # (name, the type's bind processor or None, the value the statement itself
+    #                gives), in marker order when positional
+    results: tuple  # (column index, the type's result processor) where the type has one
+    unpack: tuple | None  # MariaDB: (column index, decoder) of the columns sent as one text value
+
+
+@functools.lru_cache(maxsize=1024)
+def _driver_text(stmt, dialect) -> DriverText:
+    """A statement compiled for the driver once, with the value conversions SQLAlchemy would apply
+    (booleans from TINYINT, ...), so the direct path returns what a Core execution returns.
+
+    On MariaDB a SELECT's numeric and boolean columns travel as one text value per row
+    (`CONCAT_WS(',', IFNULL(col, ''), ...)`), split and decoded here: PyMySQL decodes every value
+    of a row in Python, and a records page of 21 x 21 values spent more CPU there than anywhere
+    else (the text of each value is the one the server sends for the column itself, MariaDB's
+    float formatting included; tests/integration/test_direct_connection.py compares a whole year)."""
+    columns = tuple(getattr(stmt, "selected_columns", None) or ())
+    unpack = None
+    if dialect.is_mariadb and columns:
+        decoders = [_decoder(c.type) for c in columns]
+        packed = [i for i, d in enumerate(decoders) if d is not None]
+        if len(packed) >= 3:
+            plain = [i for i, d in enumerate(decoders) if d is None]
+            empty, comma = literal_column("''"), literal_column("','")  # inline, not bound
+            text = func.concat_ws(comma, *(func.ifnull(columns[i], empty) for i in packed))
+            stmt = stmt.with_only_columns(*(columns[i] for i in plain), text)
+            unpack = (tuple(plain), tuple((i, decoders[i]) for i in packed))
+    compiled = stmt.compile(dialect=dialect)
+    names = compiled.positiontup if compiled.positional else list(compiled.binds)
+    binds = tuple((name, b.type.dialect_impl(dialect).bind_processor(dialect), _REQUIRED if b.required else b.effective_value)
+                  for name, b in ((n, compiled.binds[n]) for n in names))
+    processors = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None)) for i, c in enumerate(columns))
+    return DriverText(str(compiled), compiled.positional, binds,
+                      tuple((i, p) for i, p in processors if p is not None), unpack)
+
+
+def _decoder(type_):
+    """How a column's text in a packed row becomes the value PyMySQL would give: numbers and
+    booleans only (their text never holds the separator); None for a column sent as itself."""
+    if isinstance(type_, (Integer, Boolean)):
+        return int
+    if isinstance(type_, Float):
+        return float
+    return None
+
+
+def _unpacked(rows, unpack: tuple) -> list[list]:
+    plain, packed = unpack
+    width = len(plain) + len(packed)
+    out = []
+    for row in rows:
+        values = [None] * width
+        for i, value in zip(plain, row, strict=False):
+            values[i] = value
+        for (i, decode), text in zip(packed, row[-1].split(","), strict=True):
+            if text:
+                values[i] = decode(text)
+        out.append(values)
+    return out
+
+
+def _processed(row, results: tuple) -> tuple:
+    out = list(row)
+    for i, convert in results:
+        out[i] = convert(out[i])
+    return tuple(out)
 
 
 def _sqlite_pragmas(busy_seconds: int):

@@ -4,9 +4,15 @@ Why it is constant: a year's current version is one primary-key range, `(job_id,
 start with the year, so id order is year order. A page is one keyset query per year, `job_id = v
 AND id > after ... ORDER BY id LIMIT n`, starting at the cursor's year: it reads the rows it
 returns plus the ones its filters skip, never the years or pages before it, however deep the
-cursor. The published filters are common enough (the rarest single value is ~0.5% of a year) that
-skipping costs a few thousand rows at most; docs/DECISIONS.md has the measurements behind "no
-secondary index".
+cursor. The two rarest filters (age band, province: ~0.7% of a year for their rarest values) have
+an index `(job_id, <filter>, id)`, so such a page is one index range; every other published filter
+is common enough (>= 2.6%) that skipping costs a few hundred rows a page. docs/DECISIONS.md has the
+measurements.
+
+Statements are built once per shape of query (which filters, which flags, by year or by job), with
+every value a bind parameter, and run through a `Runner`: SQLAlchemy Core on the Flask route
+(`core_runner`), the process's `DirectConnection` on the fast path (api/fastpath.py). Rows are
+sequences in the order of the columns asked for.
 
 Arbitrary combinations of filters can be rare enough to scan a whole year. Every query of a page
 therefore shares one time budget (`NHIS_RECORDS_QUERY_SECONDS`), enforced by the database (the
@@ -21,20 +27,22 @@ query.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import and_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Select, and_, bindparam, select
 
 from shared.db.models import ID_YEAR_FACTOR, YearVersion, screenings
 
 CURSOR_VERSION = "r1"
 FILTER_KEYS = ("year", "sex", "age_group", "province", "screening_risk_group", "risk_group", "flag")
 STATEMENT_TIMEOUT_ERRORS = (1969, 3024)  # MariaDB max_statement_time; MySQL max_execution_time
+TOO_BROAD = "these filters match too few records to fill a page in time"
 
 
 class BadCursor(ValueError):
@@ -47,7 +55,7 @@ class QueryTooBroad(Exception):
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[Mapping]
+    rows: list[Sequence]  # in the columns' order
     next_after: int | None  # the last id when more rows follow
 
 
@@ -78,62 +86,118 @@ def decode_cursor(cursor: str, filters: Mapping) -> int:
     return after_id
 
 
+VALUE_FILTERS = {  # filter -> column; risk_group is the deprecated name of screening_risk_group
+    "sex": "sex", "age_group": "age_group", "province": "province",
+    "screening_risk_group": "screening_risk_group", "risk_group": "screening_risk_group",
+}
+
+
+def _value(name: str, value):
+    return (1 if value == "M" else 2) if name == "sex" else value
+
+
 def conditions(filters: Mapping) -> list:
+    """The filters as conditions on `screenings`, values inlined (benchmarks and tools)."""
     t = screenings.c
-    out = []
-    for name in ("age_group", "province"):
-        if name in filters:
-            out.append(t[name] == filters[name])
-    for name in ("screening_risk_group", "risk_group"):  # risk_group: the deprecated name
-        if name in filters:
-            out.append(t.screening_risk_group == filters[name])
-    if "sex" in filters:
-        out.append(t.sex == (1 if filters["sex"] == "M" else 2))
-    for flag in filters.get("flag", ()):
-        out.append(t["flag_" + flag].is_(True))
+    out = [t[column] == _value(name, filters[name]) for name, column in VALUE_FILTERS.items() if name in filters]
+    return out + [t["flag_" + flag].is_(True) for flag in filters.get("flag", ())]
+
+
+def shape(filters: Mapping) -> tuple:
+    """What a page's statement depends on (not the values): which filters, which flags, by year."""
+    return (tuple(n for n in VALUE_FILTERS if n in filters), tuple(sorted(set(filters.get("flag", ())))),
+            "year" in filters)
+
+
+@functools.lru_cache(maxsize=1024)
+def page_statement(query_shape: tuple, columns: tuple[str, ...]) -> Select:
+    """One keyset page of one year's current version, every value a named bind parameter
+    (`parameters` gives them): the year's pointer (`year`) or its job (`job_id`), `after`,
+    `limit` and each value filter. Built once per shape, so a driver can reuse its compiled text."""
+    names, flags, by_year = query_shape
+    t = screenings.c
+    version = (select(YearVersion.job_id).where(YearVersion.year == bindparam("year")).scalar_subquery()
+               if by_year else bindparam("job_id"))
+    conds = [t[VALUE_FILTERS[name]] == bindparam(name) for name in names]
+    conds += [t["flag_" + flag].is_(True) for flag in flags]
+    return (select(*(t[c] for c in columns)).where(and_(t.job_id == version, t.id > bindparam("after"), *conds))
+            .order_by(t.id).limit(bindparam("limit")))
+
+
+def parameters(filters: Mapping) -> dict:
+    """The bind values of `page_statement` for these filters (without `after`, `limit`, `job_id`)."""
+    out = {name: _value(name, filters[name]) for name in VALUE_FILTERS if name in filters}
+    if "year" in filters:
+        out["year"] = filters["year"]
     return out
 
 
-def current_versions(conn) -> dict[int, int]:
-    """year -> the job whose rows are the year's current version (what every read shows)."""
-    return dict(conn.execute(select(YearVersion.year, YearVersion.job_id)).all())
+CURRENT_VERSIONS = select(YearVersion.year, YearVersion.job_id)
 
 
-def browse(conn, filters: Mapping, after: int, limit: int, columns: Sequence[str],
+class Runner(Protocol):
+    """Executes a statement with bind values under a time budget (None: the session's own) and
+    returns its rows as sequences in the statement's column order."""
+
+    def __call__(self, stmt, params: Mapping, seconds: float | None) -> Sequence[Sequence]: ...
+
+
+def core_runner(conn) -> Runner:
+    """Through a SQLAlchemy connection (any database; the Flask route). The fast path's runner is
+    the process's `DirectConnection.execute` (MySQL/MariaDB)."""
+    def run(stmt, params, seconds):
+        if seconds is not None:
+            stmt = stmt.execution_options(max_statement_time=seconds)
+        return conn.execute(stmt, params).all()
+
+    return run
+
+
+def browse(run: Runner, filters: Mapping, after: int, limit: int, columns: tuple[str, ...],
            budget_seconds: float | None = None) -> Page:
-    """One page of records after id `after` (-1: from the start) matching `filters`."""
-    t = screenings.c
-    conds = conditions(filters)
+    """One page of records after id `after` (-1: from the start) matching `filters`; rows are
+    sequences in `columns` order (which must start with "id")."""
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-    rows: list[Mapping] = []
+    stmt = page_statement(shape(filters), columns)
+    params = parameters(filters)
+    first_year = max(after, 0) // ID_YEAR_FACTOR
     if "year" in filters:  # one query: the year's pointer is a primary-key subquery
-        version = select(YearVersion.job_id).where(YearVersion.year == filters["year"]).scalar_subquery()
-        targets = [version] if max(after, 0) // ID_YEAR_FACTOR <= filters["year"] else []
+        targets = [None] if first_year <= filters["year"] else []
     else:
-        versions = current_versions(conn)
-        targets = [versions[y] for y in sorted(versions) if y >= max(after, 0) // ID_YEAR_FACTOR]
+        versions = dict(_timed(run, CURRENT_VERSIONS, {}, deadline))
+        targets = [versions[y] for y in sorted(versions) if y >= first_year]
+    rows: list[Sequence] = []
     for version in targets:
-        stmt = (select(*(t[c] for c in columns))
-                .where(and_(t.job_id == version, t.id > after, *conds))
-                .order_by(t.id).limit(limit + 1 - len(rows)))
-        rows.extend(r._mapping for r in _run(conn, stmt, deadline))
+        if version is not None:
+            params["job_id"] = version
+        params["after"], params["limit"] = after, limit + 1 - len(rows)
+        rows.extend(_timed(run, stmt, params, deadline))
         if len(rows) > limit:
             break
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, rows[-1]["id"] if more and rows else None)
+    return Page(rows, rows[-1][0] if more and rows else None)
 
 
-def _run(conn, stmt, deadline: float | None):
+def _timed(run: Runner, stmt, params: Mapping, deadline: float | None):
+    seconds = None
     if deadline is not None:
-        left = deadline - time.monotonic()
-        if left <= 0.001:
-            raise QueryTooBroad("these filters match too few records to fill a page in time")
-        stmt = stmt.execution_options(max_statement_time=left)
+        seconds = deadline - time.monotonic()
+        if seconds <= 0.001:
+            raise QueryTooBroad(TOO_BROAD)
     try:
-        return conn.execute(stmt).all()
-    except OperationalError as exc:
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        if code in STATEMENT_TIMEOUT_ERRORS:
-            raise QueryTooBroad("these filters match too few records to fill a page in time") from None
+        return run(stmt, params, seconds)
+    except Exception as exc:
+        if statement_timed_out(exc):
+            raise QueryTooBroad(TOO_BROAD) from None
         raise
+
+
+def statement_timed_out(exc: BaseException) -> bool:
+    """Whether the server stopped the statement at its time budget (SQLAlchemy's wrapper or the
+    driver's own error)."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in STATEMENT_TIMEOUT_ERRORS
+
+

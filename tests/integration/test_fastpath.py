@@ -1,10 +1,10 @@
-"""The WSGI fast path for warm statistics answers exactly like the Flask route it shortcuts."""
+"""The WSGI fast paths (warm statistics, simulate, records) answer exactly like the Flask routes they shortcut."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
+
+from tests.support.fastpath import fast_path_answers
 
 pytestmark = pytest.mark.integration
 
@@ -19,25 +19,6 @@ CASES = [
     ("trends", {"factor": "flag_diabetes"}),
     ("trends", {}),
 ]
-
-
-@contextmanager
-def fast_path_answers(app, path: str = "_stats"):
-    """Record, per request, whether fast path ``path`` (``_stats`` or ``_simulate``) answered it
-    (True) or left it to Flask."""
-    fast = app.wsgi_app
-    original, answers = getattr(fast, path), []
-
-    def spy(environ, *args):
-        answer = original(environ, *args)
-        answers.append(answer is not None)
-        return answer
-
-    setattr(fast, path, spy)
-    try:
-        yield answers
-    finally:
-        setattr(fast, path, original)
 
 
 @pytest.mark.parametrize(("endpoint", "query"), CASES)
@@ -201,3 +182,90 @@ def test_simulate_fast_path_declines_what_the_schema_must_judge(app, api_key, bo
     again = client.post("/api/v1/simulate", headers={"X-API-Key": key}, json=body)  # key cached now
     assert flask_first.status_code == again.status_code
     assert (flask_first.status_code == 200) == (not PersonSchema().validate(body))
+
+
+# -- records: a page on the direct connection ---------------------------------------------------
+RECORD_QUERIES = [
+    {},
+    {"year": "2018", "limit": "5"},
+    {"year": "2018", "sex": "F", "age_group": "12"},
+    {"province": "11", "flag": ["hypertension", "smoking"]},
+    {"risk_group": "CHD_RISK_EQUIVALENT", "limit": "100"},
+    {"screening_risk_group": "MULTIPLE_RISK_FACTORS", "year": "2018", "flag": "obesity"},
+]
+
+
+def _audited(resources, request_ids: list[str]) -> dict[str, tuple]:
+    from sqlalchemy import select
+
+    from shared.db.models import AuditLog
+
+    stmt = select(AuditLog.request_id, AuditLog.api_key_id, AuditLog.route, AuditLog.filters, AuditLog.result_count)
+    with resources.engine.connect() as conn:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(stmt.where(AuditLog.request_id.in_(request_ids)))}
+
+
+@pytest.mark.parametrize("query", RECORD_QUERIES)
+def test_records_fast_path_equals_the_flask_route(app, api_key, resources, loaded_for_fastpath, query):
+    client = app.test_client()
+    key, fresh = api_key("records:read"), api_key("records:read")
+    first = client.get("/api/v1/records", headers={"X-API-Key": key}, query_string=query)  # not cached: Flask
+    with fast_path_answers(app, "_records") as answers:
+        second = client.get("/api/v1/records", headers={"X-API-Key": key}, query_string=query)
+    assert answers == [True]
+    assert first.status_code == second.status_code == 200
+    assert first.data == second.data and first.get_json()["data"], query
+    assert_same_headers(first, second)
+    assert second.headers["Cache-Control"] == "no-store"
+    # Both reads are in the audit log alike, under the request ids the answers carry.
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    audited = _audited(resources, ids)
+    assert audited[ids[0]] == audited[ids[1]] and audited[ids[1]][3] == len(second.get_json()["data"])
+    # The next page, through Flask (a key not cached yet) and through the fast path: the same.
+    cursor = first.get_json()["next_cursor"]
+    if cursor:
+        later = {**query, "cursor": cursor}
+        by_flask = client.get("/api/v1/records", headers={"X-API-Key": fresh}, query_string=later)
+        with fast_path_answers(app, "_records") as answers:
+            by_fast = client.get("/api/v1/records", headers={"X-API-Key": key}, query_string=later)
+        assert answers == [True] and by_flask.status_code == by_fast.status_code == 200
+        assert by_flask.data == by_fast.data
+
+
+def test_records_fast_path_leaves_what_the_schema_must_judge_to_flask(app, api_key, loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("records:read")
+    client.get("/api/v1/records", headers={"X-API-Key": key}, query_string={"limit": 1})  # cache the key
+    odd = [{"limit": "0"}, {"sex": "X"}, {"flag": "nonsense"}, {"cursor": "abc"},
+           {"cursor": "not a cursor!"}, {"province": "99"}, {"limit": "1e2"}]
+    with fast_path_answers(app, "_records") as answers:
+        answered = [client.get("/api/v1/records", headers={"X-API-Key": key}, query_string=q) for q in odd]
+        unusual = [client.get("/api/v1/records", headers={"X-API-Key": key}, query_string=q)
+                   for q in ({"colour": "red"}, {"year": ["2018", "2019"]}, {"age_group": "٣"})]
+    assert answers == [False] * (len(odd) + 3)
+    assert [r.status_code for r in answered] == [422] * len(odd)
+    for response, query in zip(answered, odd, strict=True):
+        assert set(response.get_json()["error"]["details"]["fields"]) == set(query), query
+    # what the schema accepts, unusual as it is (an unknown name, a repeated value, a non-ASCII
+    # digit), the route serves
+    assert [r.status_code for r in unusual] == [200, 200, 200]
+
+
+def test_a_lost_direct_connection_costs_one_request_the_route_and_then_reconnects(app, api_key, resources,
+                                                                                   loaded_for_fastpath):
+    client = app.test_client()
+    key = api_key("records:read")
+    headers, query = {"X-API-Key": key}, {"year": "2018", "limit": "3"}
+    client.get("/api/v1/records", headers=headers, query_string=query)  # cache the key
+    with fast_path_answers(app, "_records") as answers:
+        before = client.get("/api/v1/records", headers=headers, query_string=query)
+    assert answers == [True]
+    direct = app.extensions["resources"].direct
+    with resources.engine.connect() as conn:  # the server ends the fast path's connection
+        conn.exec_driver_sql(f"KILL CONNECTION {direct._cursor.connection.thread_id()}")
+    with fast_path_answers(app, "_records") as answers:
+        during = client.get("/api/v1/records", headers=headers, query_string=query)
+        after = client.get("/api/v1/records", headers=headers, query_string=query)
+    assert answers == [False, True]  # the route answered once, then a new direct connection
+    assert before.status_code == during.status_code == after.status_code == 200
+    assert before.data == during.data == after.data

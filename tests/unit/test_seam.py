@@ -10,6 +10,8 @@ from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from api.fastpath import FastPaths
+from api.routes.records import FLAG_NAMES, RISK_GROUPS, RecordsQuerySchema
+from api.routes.records import quick_query as records_quick_query
 from api.routes.simulate import AGE_GROUP_RANGE, AGE_RANGE, BOUNDS, SMOKING, PersonSchema, quick_person
 from api.routes.stats import StatsQuerySchema, quick_query
 from tests.support.apps import embedded_app
@@ -134,3 +136,43 @@ def test_quick_person_accepts_exactly_what_the_schema_accepts_with_json_native_t
 ])
 def test_quick_person_declines_anything_outside_its_domain(person):
     assert quick_person(person) is None
+
+
+# -- records: quick_query vs RecordsQuerySchema -------------------------------------------------
+CURSOR_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")  # base64url
+record_names = st.sampled_from(["year", "sex", "age_group", "province", "screening_risk_group", "risk_group",
+                                "limit", "cursor"])
+record_values = (digits | odd_text | st.sampled_from(["M", "F", "2024", "11", "36", "100", "101", "0"])
+                 | st.sampled_from([*RISK_GROUPS, "LOW", ""]) | st.text(max_size=8)
+                 | st.text("".join(sorted(CURSOR_ALPHABET)), max_size=12))
+flag_values = st.lists(st.sampled_from([*FLAG_NAMES, "HYPERTENSION", "", "bmi"]), max_size=9)
+
+
+def records_schema(args: dict, flags: list[str]) -> dict | None:
+    try:
+        return RecordsQuerySchema().load({**args, **({"flag": flags} if flags else {})})
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.dictionaries(record_names, record_values, max_size=4), flag_values)
+def test_records_quick_query_accepts_only_what_the_schema_accepts_and_loads_the_same(args, flags):
+    quick = records_quick_query(MultiDict([*args.items(), *(("flag", f) for f in flags)]))
+    loaded = records_schema(args, flags)
+    if quick is not None:
+        assert quick == loaded
+    # Outside the domain, the schema reads more than clients send: int() takes " 5", "+5", "2_024"
+    # and non-ASCII digits, and any text is a cursor to it (the route refuses what is not one).
+    # Inside it, both agree exactly.
+    in_domain = all(set(v) <= CURSOR_ALPHABET if k == "cursor" else
+                    v.isascii() and v == v.strip() and not {"+", "_"} & set(v) for k, v in args.items())
+    if in_domain:
+        assert (quick is None) == (loaded is None), (args, flags, loaded)
+
+
+def test_records_quick_query_declines_unknown_and_repeated_parameters():
+    assert records_quick_query(MultiDict({"year": "2020", "colour": "red"})) is None
+    assert records_quick_query(MultiDict([("year", "2020"), ("year", "2021")])) is None
+    assert records_quick_query(MultiDict([("flag", "smoking")] * 8)) is None  # more flags than exist
+    assert records_quick_query(MultiDict()) == {"limit": 20}
