@@ -130,8 +130,8 @@ screenings = Table(
     Column("rule_version", String(16), nullable=False),
     Column("chunk_index", Integer, nullable=False),
     Column("line_no", Integer, nullable=False),
-    # Records pages filtered by a rare value (the oldest age band, the smallest province: ~0.5% of
-    # a year) read ~200 rows per row shown on the primary key; these two make it one index range.
+    # Records pages filtered by a rare value (the oldest age band, the smallest province: ~0.7% of
+    # a year) read ~140 rows per row shown on the primary key; these two make it one index range.
     # The other published filters are common enough for the key scan. Why these two and what each
     # costs the load: docs/DECISIONS.md.
     Index("ix_screenings_age_group", "job_id", "age_group", "id"),

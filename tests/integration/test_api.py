@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from api import create_app
 from shared.db.models import screenings
 from shared.etl.jobs import wait_for_job
-from tests.support.files import sample_file
+from tests.support.files import ingest_sample, sample_file
 from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,12 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def loaded(resources, worker, settings):
     """One succeeded 2023 job to read from (records and statistics)."""
-    from shared.etl.jobs import create_job
-
-    path = sample_file(settings.data_dir / "api", 8_000, seed=31, year=2023, style="2024")
-    job = wait_for_job(resources, create_job(resources, path), timeout=180)
-    assert job["status"] == "succeeded"
-    return job
+    return ingest_sample(resources, settings.data_dir / "api", 8_000, seed=31, year=2023, style="2024")
 
 
 def test_upload_rules(app, client, api_key, settings):

@@ -10,19 +10,15 @@ from api.routes.records import LIST_COLUMNS
 from shared.db.engine import DirectConnection, _driver_text
 from shared.db.models import screenings
 from shared.records.browse import page_statement, parameters, shape
+from tests.support.files import ingest_sample
 
 pytestmark = pytest.mark.integration
+YEAR = 2014  # no other test module loads it
 
 
 @pytest.fixture(scope="module")
 def year_job(resources, worker, settings):
-    from shared.etl.jobs import create_job, wait_for_job
-    from tests.support.files import sample_file
-
-    path = sample_file(settings.data_dir / "direct", 6_000, seed=83, year=2016, style="2014")
-    job = wait_for_job(resources, create_job(resources, path), timeout=180)
-    assert job["status"] == "succeeded"
-    return job["job_id"]
+    return ingest_sample(resources, settings.data_dir / "direct", 6_000, seed=83, year=YEAR, style="2014")["job_id"]
 
 
 def test_every_column_of_a_year_reads_the_same_as_through_core(resources, year_job):
@@ -43,7 +39,7 @@ def test_every_column_of_a_year_reads_the_same_as_through_core(resources, year_j
 
 
 def test_a_records_page_reads_the_same_as_through_core(resources, year_job):
-    filters = {"year": 2016, "sex": "M", "flag": ["hypertension"]}
+    filters = {"year": YEAR, "sex": "M", "flag": ["hypertension"]}
     stmt = page_statement(shape(filters), LIST_COLUMNS)
     params = {**parameters(filters), "after": -1, "limit": 50}
     direct = DirectConnection(resources.engine)

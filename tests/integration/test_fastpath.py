@@ -78,12 +78,9 @@ def test_fast_path_leaves_errors_to_flask(app, api_key, loaded_for_fastpath):
 
 @pytest.fixture(scope="module")
 def loaded_for_fastpath(resources, worker, settings):
-    from shared.etl.jobs import create_job, wait_for_job
-    from tests.support.files import sample_file, wait_for_stats_with
+    from tests.support.files import ingest_sample, wait_for_stats_with
 
-    path = sample_file(settings.data_dir / "fast", 4_000, seed=61, year=2018, style="2017")
-    job = wait_for_job(resources, create_job(resources, path), timeout=180)
-    assert job["status"] == "succeeded"
+    job = ingest_sample(resources, settings.data_dir / "fast", 4_000, seed=61, year=2018, style="2017")
     wait_for_stats_with(resources, job["job_id"])
     return job
 

@@ -15,6 +15,16 @@ def sample_file(folder: Path, rows: int, name: str = "sample.csv", year: int = 2
     return path
 
 
+def ingest_sample(resources, folder: Path, rows: int, **sample) -> dict:
+    """Write a sample file (`sample`: the keywords of `sample_file`) and ingest it through the
+    running worker; the succeeded job."""
+    from shared.etl.jobs import create_job, wait_for_job
+
+    job = wait_for_job(resources, create_job(resources, sample_file(folder, rows, **sample)), timeout=180)
+    assert job["status"] == "succeeded", job
+    return job
+
+
 def data_lines(path: Path) -> int:
     """Non-blank lines after the header: what loaded + rejected must add up to."""
     with open(path, "rb") as handle:
