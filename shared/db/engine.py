@@ -242,10 +242,12 @@ class DirectConnection:
 
 
 def _statement_refused(exc: BaseException) -> bool:
-    """The server refused one statement (a MySQL error code outside the client's 2000-2999, e.g. a
-    time budget or a duplicate key): the connection itself is still good."""
+    """The server refused one statement (a server error code: 1000-1999 or 3000 and up, e.g. a
+    time budget or a duplicate key): the connection itself is still good. Client errors (2000-2999:
+    lost connection, server gone) and PyMySQL's code 0 (a connection the server closed while idle)
+    are not."""
     code = exc.args[0] if exc.args else None
-    return type(exc).__module__.startswith("pymysql") and isinstance(code, int) and not 2000 <= code < 3000
+    return isinstance(code, int) and code >= 1000 and not 2000 <= code < 3000
 
 
 _REQUIRED = object()  # a bind parameter whose value the caller must give
