@@ -23,6 +23,7 @@ import glob
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 
@@ -77,15 +78,25 @@ def pre_fork(server, worker):
     gc.freeze()  # everything the master built moves to the permanent generation
 
 
+# Until a new worker installs its own handlers (Gunicorn's Worker.init_signals, after post_fork),
+# a stop signal runs the master's handler in the worker and is lost: the master then waits its
+# 30-s graceful timeout for a worker that never heard it (a deploy's SIGTERM that lands while a
+# recycled worker is being replaced). The worker holds them back from post_fork on and takes them,
+# now with its own handlers, in post_worker_init.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
 def post_fork(server, worker):
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     wsgi = sys.modules.get("api.wsgi")  # preloaded; absent for the bench's bare apps
     if wsgi is not None:
         wsgi.after_fork()
 
 
 def post_worker_init(worker):
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a held-back stop is handled now
     wsgi = sys.modules.get("api.wsgi")
-    if wsgi is not None:
+    if wsgi is not None and worker.alive:
         wsgi.warm()
 
 

@@ -111,3 +111,34 @@ def test_only_a_worker_leaving_normally_skips_the_interpreter_teardown(monkeypat
     assert exits == [] and closed == []
     leave(booted=True, alive=False)  # replaced, or the server stopping
     assert exits == [0] and closed == [1]  # connections closed first
+
+
+WORKER_BOOT = """
+import os, runpy, signal, sys, types
+conf = runpy.run_path(sys.argv[1])
+heard = []
+signal.signal(signal.SIGTERM, lambda *_: heard.append("master's handler"))  # inherited over the fork
+conf["post_fork"](None, None)
+os.kill(os.getpid(), signal.SIGTERM)  # a deploy's stop, while the worker is still booting
+worker = types.SimpleNamespace(alive=True)
+def handle_exit(*_):  # Gunicorn's Worker.handle_exit, installed by init_signals after post_fork
+    heard.append("worker's handler")
+    worker.alive = False
+signal.signal(signal.SIGTERM, handle_exit)
+conf["post_worker_init"](worker)
+print(",".join(heard), worker.alive)
+"""
+
+
+def test_a_stop_signal_sent_while_a_worker_boots_reaches_the_worker(tmp_path):
+    """Sent between the fork and Gunicorn's own handlers, a SIGTERM would run the master's handler
+    in the worker and be lost (the master then waits 30 s); it is held back and handled once the
+    worker's handlers are in place."""
+    import subprocess
+    import sys
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "NHIS_METRICS_MASTER_PID": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", WORKER_BOOT, str(ROOT / "gunicorn.conf.py")], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["worker's", "handler", "False"]
