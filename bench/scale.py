@@ -34,7 +34,7 @@ from shared.db.models import screenings
 from shared.etl.jobs import create_job, wait_for_job
 from shared.records.browse import conditions, encode_cursor
 from shared.stats.mask_memo import forget
-from shared.stats.refresh import refresh, settled
+from shared.stats.refresh import refresh
 
 DB = "nhis_scale"
 FIRST_YEAR = 2014
@@ -213,12 +213,25 @@ row (page 10,000) or, when fewer rows match, the last page:
 
 
 def _until_idle(resources, timeout: float = 300) -> None:
-    """Until no refresh runs, is pending, or is queued (`settled`): the timed one owns the system."""
+    """Until no refresh runs, is pending, or waits in the broker (a load's own refresh can follow
+    the one that first published it): the timed refresh must own the system."""
+    import redis
+
+    from shared import task_names
+    from shared.stats.refresh import LOCK_KEY, PENDING_KEY
+
+    broker = redis.Redis.from_url(resources.settings.redis_db_url("broker"))
     deadline = time.monotonic() + timeout
-    while not settled(resources):
-        if time.monotonic() > deadline:
-            raise RuntimeError("statistics refreshes kept running: the benchmark must own the system")
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            busy = (resources.cache.exists(LOCK_KEY, PENDING_KEY) or broker.llen(task_names.QUEUE_STATS)
+                    or broker.hlen("unacked"))  # kombu's Redis transport: messages being worked on
+            if not busy:
+                return
+            time.sleep(0.2)
+    finally:
+        broker.close()
+    raise RuntimeError("statistics refreshes kept running: the benchmark must own the system")
 
 
 def _timed_refresh(resources, cold: bool = True) -> float:

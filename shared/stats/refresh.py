@@ -79,28 +79,6 @@ def refresh(resources, reason: str = "manual") -> dict:
     return result
 
 
-BROKER_UNACKED_KEY = "unacked"  # kombu's Redis transport: the messages workers hold (late acks)
-
-
-def settled(resources) -> bool:
-    """No refresh runs, is pending, or waits in the broker or in a worker's hands. A load's own
-    refresh can publish after one that already includes it; benchmarks and tests that compare or
-    time published statistics wait for this. True in embedded mode (refreshes run inline)."""
-    cache = resources.cache
-    if cache is None:
-        return True
-    if cache.exists(LOCK_KEY, PENDING_KEY):
-        return False
-    import redis
-
-    broker = redis.Redis.from_url(resources.settings.redis_db_url("broker"), socket_timeout=2,
-                                  socket_connect_timeout=2)
-    try:
-        return not broker.llen(task_names.QUEUE_STATS) and not broker.hlen(BROKER_UNACKED_KEY)
-    finally:
-        broker.close()
-
-
 def read_notes(options_json: str | None) -> list[str]:
     """What a reader of a year's statistics must know about how its file was read (planning's
     decisions, shared.data.reader.FileProfile; docs/DATA.md)."""

@@ -44,6 +44,16 @@ def loaded_2016(resources, worker, settings):
     return job
 
 
+def same_statistics(a: bytes, b: bytes) -> bool:
+    """The same published statistics. A refresh the load queued may land between two reads and
+    publish the same numbers again under a later `computed_at`: only that may differ."""
+    if a == b:
+        return True
+    a_json, b_json = json.loads(a), json.loads(b)
+    a_json["meta"].pop("computed_at"), b_json["meta"].pop("computed_at")
+    return a_json == b_json
+
+
 def app_for(settings, **overrides):
     return create_app({"database_url": settings.database_url, "redis_url": settings.redis_url,
                        "data_dir": settings.data_dir, **overrides})
@@ -118,7 +128,7 @@ def test_redis_stopped_reads_stay_up_and_etl_creation_fails_closed(settings, api
     for _ in range(LEASE_MAX + 1):
         stats = client.get("/api/v1/stats/risk", headers=h, query_string={"year": YEAR})
         assert stats.status_code == 200 and stats.headers["X-Cache"] == "fallback"  # the database copy
-        assert stats.data == before.data
+        assert same_statistics(stats.data, before.data)
         if "RateLimit-Remaining" not in stats.headers:
             break
     assert "RateLimit-Remaining" not in stats.headers  # not counted: failed open

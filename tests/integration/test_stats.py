@@ -297,19 +297,3 @@ class socket_free_port:
 
     def __exit__(self, *exc):
         self.sock.close()
-
-
-def test_settled_waits_for_a_running_a_pending_and_a_queued_refresh(resources, worker):
-    """What benchmarks and wait_for_stats_with wait for before they read or time statistics."""
-    from shared import task_names
-    from shared.stats.refresh import LOCK_KEY, PENDING_KEY, settled
-
-    wait_until(lambda: settled(resources), 60, 0.2, "no refresh in flight")
-    for key in (LOCK_KEY, PENDING_KEY):
-        resources.cache.set(key, "test", px=60_000)
-        assert not settled(resources), key
-        resources.cache.delete(key)
-    assert settled(resources)
-    resources.send_task(task_names.STATS_REFRESH, reason="test")  # queued, then run by the worker
-    assert not settled(resources)
-    wait_until(lambda: settled(resources), 60, 0.2, "the queued refresh to have run")
