@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from api.finisher import SAFE_REQUEST_ID, complete_request, finishing_headers, html_csp, request_id_for
 from api.observability import NO_ROUTE
 
-__all__ = ["SAFE_REQUEST_ID", "current_request_id", "init_request_context"]
+__all__ = ["SAFE_REQUEST_ID", "ascii_digits", "current_request_id", "init_request_context"]
 
 
 def init_request_context(app: Flask) -> None:
@@ -44,6 +44,12 @@ def init_request_context(app: Flask) -> None:
     @app.teardown_request
     def _unbind(_exc) -> None:
         structlog.contextvars.unbind_contextvars("request_id")
+
+
+def ascii_digits(value: str) -> bool:
+    """A query value the fast paths read as a number without a schema: ASCII digits only (at most
+    six). str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
+    return value.isascii() and value.isdigit() and len(value) <= 6
 
 
 def current_request_id() -> str:

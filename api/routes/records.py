@@ -13,6 +13,7 @@ from api.audit import audit_read
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.requests import ascii_digits
 from api.responses import RecordPageSchema, RecordSchema
 from shared.data.catalog import AGE_GROUPS, PROVINCES
 from shared.db.models import FLAG_COLUMNS, ID_YEAR_FACTOR, MEASUREMENT_COLUMNS, YearVersion, screenings
@@ -64,11 +65,6 @@ _SINGLE = ("year", "sex", "age_group", "province", "screening_risk_group", "risk
 _CURSOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def _digits(value: str) -> bool:
-    """ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
-    return value.isascii() and value.isdigit() and len(value) <= 6
-
-
 def quick_query(args) -> dict | None:
     """A plainly valid records query loaded without the schema (the fast path, api/fastpath.py);
     None for anything else, which RecordsQuerySchema judges with its documented 422. Accepts
@@ -86,11 +82,11 @@ def quick_query(args) -> dict | None:
         value = values[0]
         if name in NUMBERS:
             lo, hi = NUMBERS[name]
-            if not (_digits(value) and lo <= int(value) <= hi):
+            if not (ascii_digits(value) and lo <= int(value) <= hi):
                 return None
             out[name] = int(value)
         elif name == "province":
-            if not (_digits(value) and int(value) in PROVINCES):
+            if not (ascii_digits(value) and int(value) in PROVINCES):
                 return None
             out[name] = int(value)
         elif name == "sex":

@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from api.auth import requires
 from api.errors import ApiError
 from api.extensions import resources
+from api.requests import ascii_digits
 from api.responses import QueuedTaskSchema, StatsPayloadSchema
 from shared import task_names
 from shared.stats import keys
@@ -47,11 +48,6 @@ _QUERY = StatsQuerySchema()
 _ALLOWED = frozenset(_QUERY.fields) - {"format"}
 
 
-def _digits(value: str) -> bool:
-    """ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses or reads."""
-    return value.isascii() and value.isdigit() and len(value) <= 6
-
-
 def quick_query(args) -> dict | None:
     """The common, plainly valid queries without the schema; else None (the schema decides).
 
@@ -65,11 +61,11 @@ def quick_query(args) -> dict | None:
         return None
     year, sex, age = args.get("year"), args.get("sex"), args.get("age_group")
     population, factor = args.get("population"), args.get("factor")
-    if year is not None and not (_digits(year) and YEARS[0] <= int(year) <= YEARS[1]):
+    if year is not None and not (ascii_digits(year) and YEARS[0] <= int(year) <= YEARS[1]):
         return None
     if sex is not None and sex not in SEXES:
         return None
-    if age is not None and not (_digits(age) and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
+    if age is not None and not (ascii_digits(age) and AGE_GROUPS[0] <= int(age) <= AGE_GROUPS[1]):
         return None
     if population is not None and population not in keys.POPULATIONS:
         return None
