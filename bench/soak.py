@@ -13,7 +13,11 @@ Two settings are run by default:
 Rate limits are lifted for the run (NHIS_RATE_LIMITS), request metrics are on (NHIS_METRICS_TOKEN).
 Needs wrk and the database of bench/stats.py (loaded if missing; BENCH_MYSQL, BENCH_REDIS, BENCH_DB).
 
-    python -m bench.soak [--seconds 60] [--connections 16] [--settings shipped,recycling]
+    python -m bench.soak [--seconds 60] [--connections 16] [--settings shipped,recycling] [--pairs 2]
+
+One 60-s run's req/s moves by several per cent from the next on this shared machine, so each case
+runs in pairs in the order ours, bare, bare, ours, ... (drift then weighs on both sides alike), and
+the table gives each pair's ratios beside the pooled ones (every request over every measured second).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,12 +127,26 @@ def measure(server: Server, url: str, script: str, seconds: int, connections: in
     return result
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Every request over every measured second; latencies as the mean of the runs' percentiles
+    (wrk gives percentiles, not its histogram), max as the max."""
+    out = {"rps": sum(r["requests"] for r in runs) / sum(r["requests"] / r["rps"] for r in runs),
+           "max": max(r["max"] for r in runs), "replaced": sum(r["replaced"] for r in runs),
+           "rss_mb": max(r["rss_mb"] for r in runs)}
+    for k in ("p50", "p99", "p999"):
+        out[k] = statistics.fmean(r[k] for r in runs)
+    for k in ("non2xx", "socket_errors", "requests"):
+        out[k] = sum(r[k] for r in runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--settings", default="shipped,recycling")
+    parser.add_argument("--pairs", type=int, default=2, help="measured pairs per case, ours-bare then bare-ours")
     parser.add_argument("--recycle-after", type=int, default=20_000,
                         help="WEB_MAX_REQUESTS of the recycling setting (± 50%% jitter)")
     args = parser.parse_args()
@@ -154,37 +173,50 @@ def main() -> None:
         for name, path, script, bare_target, bare_path, bare_script, bare_probe in cases:
             ours = Server("api.wsgi:app", 18090, env, ("GET", "/health"))
             bare = Server(bare_target, 18091, env, bare_probe)
+            sides = {"ours": (ours, f"http://127.0.0.1:18090{path}", script),
+                     "bare": (bare, f"http://127.0.0.1:18091{bare_path}", bare_script)}
+            a, b = [], []
             try:
-                a = measure(ours, f"http://127.0.0.1:18090{path}", script, args.seconds, args.connections)
-                b = measure(bare, f"http://127.0.0.1:18091{bare_path}", bare_script, args.seconds, args.connections)
+                for i in range(args.pairs):
+                    for side in ("ours", "bare") if i % 2 == 0 else ("bare", "ours"):
+                        result = measure(*sides[side], args.seconds, args.connections)
+                        (a if side == "ours" else b).append(result)
+                        print(setting, name, side, result, flush=True)
             finally:
                 ours.stop()
                 bare.stop()
             rows.append((setting, name, a, b))
-            print(setting, name, a, b, flush=True)
 
     def cells(r: dict) -> str:
         return f"{r['rps']:,.0f} | {r['p50']:.2f} / {r['p99']:.2f} / {r['p999']:.2f} / {r['max']:.0f}"
 
-    table = "\n".join(
-        f"| {setting} | {name} | {cells(a)} | {cells(b)} | **{a['rps'] / b['rps']:.2f}×** | "
-        f"**{a['p99'] / b['p99']:.2f}×** | {a['replaced']} / {b['replaced']} | "
-        f"{'yes' if a['rps'] >= b['rps'] and a['p99'] <= 1.1 * b['p99'] else 'no'} |"
-        for setting, name, a, b in rows
-    )
-    errors = sum(r[k] for _s, _n, a, b in rows for r in (a, b) for k in ("non2xx", "socket_errors"))
-    rss = max(a["rss_mb"] for *_x, a, _b in rows)
+    lines = []
+    for setting, name, a_runs, b_runs in rows:
+        a, b = pooled(a_runs), pooled(b_runs)
+        each = ", ".join(f"{x['rps'] / y['rps']:.2f}× / {x['p99'] / y['p99']:.2f}×"
+                         for x, y in zip(a_runs, b_runs, strict=True))
+        met = a["rps"] >= b["rps"] and a["p99"] <= 1.1 * b["p99"]
+        lines.append(f"| {setting} | {name} | {cells(a)} | {cells(b)} | **{a['rps'] / b['rps']:.2f}×** | "
+                     f"**{a['p99'] / b['p99']:.2f}×** | {each} | {a['replaced']} / {b['replaced']} | "
+                     f"{'yes' if met else 'no'} |")
+    table = "\n".join(lines)
+    errors = sum(r[k] for _s, _n, a, b in rows for r in (*a, *b) for k in ("non2xx", "socket_errors"))
+    rss = max(r["rss_mb"] for *_x, a, _b in rows for r in a)
     body = f"""
-`wrk -t2 -c{args.connections} -d{args.seconds}s --timeout 10s` on loopback, one measured run per
-server after a 3-s warm-up, ours then bare, each under `gunicorn --config gunicorn.conf.py` (sync,
-2 × cores, `preload_app`, recycling as the setting says) with rate limits lifted and request
-metrics on. Ours: API key, validation, rate-limit counting, request-id, security and timing headers,
-the request histogram. Bare: bench/bare_stats.py (the same bytes from Redis) and
-bench/bare_simulate.py (the old seven-flag logic). wrk, both servers, Redis and MariaDB share the
-machine's cores.
+`wrk -t2 -c{args.connections} -d{args.seconds}s --timeout 10s` on loopback, {args.pairs} measured
+pair(s) of runs per case, each run after a 3-s warm-up, in the order ours, bare, bare, ours, ...;
+each server under `gunicorn --config gunicorn.conf.py` (sync, 2 × cores, `preload_app`, recycling as
+the setting says) with rate limits lifted and request metrics on. Ours: API key, validation,
+rate-limit counting, request-id, security and timing headers, the request histogram. Bare:
+bench/bare_stats.py (the same bytes from Redis) and bench/bare_simulate.py (the old seven-flag
+logic). wrk, both servers, Redis and MariaDB share the machine's cores.
 
-| setting | endpoint | ours req/s | ours p50 / p99 / p99.9 / max ms | bare req/s | bare p50 / p99 / p99.9 / max ms | req/s ours / bare | p99 ours / bare | workers replaced during the run (ours / bare) | target met (≥ 1.0× req/s, p99 ≤ 1.1×) |
-|---|---|---|---|---|---|---|---|---|---|
+req/s is pooled: every request of a side's runs over all their measured seconds. p50, p99 and p99.9
+are the mean of the runs' own percentiles (wrk reports percentiles, not its histogram); max is the
+largest of any run.
+
+| setting | endpoint | ours req/s | ours p50 / p99 / p99.9 / max ms | bare req/s | bare p50 / p99 / p99.9 / max ms | req/s ours / bare | p99 ours / bare | each pair: req/s, p99 | workers replaced during the runs (ours / bare) | target met (≥ 1.0× req/s, p99 ≤ 1.1×) |
+|---|---|---|---|---|---|---|---|---|---|---|
 {table}
 
 Settings: `shipped` is gunicorn.conf.py as it is (workers replaced above `WEB_MAX_WORKER_MEMORY_MB`,
@@ -194,7 +226,7 @@ Non-2xx answers and socket errors over every run: {errors}. Largest resident siz
 """
     write_section("soak", "Sustained load: 60 s against bare endpoints, worker recycling on", body,
                   command=f"python -m bench.soak --seconds {args.seconds} --connections {args.connections} "
-                          f"--settings {args.settings} --recycle-after {args.recycle_after}")
+                          f"--settings {args.settings} --pairs {args.pairs} --recycle-after {args.recycle_after}")
 
 
 if __name__ == "__main__":

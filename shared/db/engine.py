@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from sqlalchemy import Boolean, Engine, Float, Integer, create_engine, event, func, literal_column
+import orjson
+from sqlalchemy import Boolean, Engine, Float, Integer, Numeric, String, create_engine, event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,9 +182,9 @@ class DirectConnection:
         self._cursor = None
         self._pid = None
 
-    def execute(self, stmt, params, seconds: float | None = None) -> tuple[tuple, ...]:
+    def execute(self, stmt, params, seconds: float | None = None) -> tuple[Sequence, ...]:
         """Run a Core statement with bind values (by name) under an optional time budget; its
-        text is compiled once per statement. Rows are tuples in the statement's column order."""
+        text is compiled once per statement. Rows are sequences in the statement's column order."""
         cursor = self._cursor if self._pid == os.getpid() and self._cursor is not None else self._connect()
         dialect = self.engine.dialect  # initialised by the first connection (server version, MariaDB or not)
         text = _driver_text(stmt, dialect)
@@ -199,9 +200,9 @@ class DirectConnection:
             if not _statement_refused(exc):
                 self.discard()
             raise self._wrapped(exc, sql) from exc
-        if text.unpack is not None:
-            rows = _unpacked(rows, text.unpack)
-        elif not text.results:
+        if text.as_json:
+            rows = tuple(orjson.loads(row[0]) for row in rows)
+        if not text.results:
             return rows
         return tuple(_processed(row, text.results) for row in rows)
 
@@ -259,7 +260,7 @@ class DriverText(NamedTuple):
     binds: tuple  # (name, the type's bind processor or None, the value the statement itself
     #                gives), in marker order when positional
     results: tuple  # (column index, the type's result processor) where the type has one
-    unpack: tuple | None  # MariaDB: (column index, decoder) of the columns sent as one text value
+    as_json: bool  # MariaDB: each row arrives as one JSON array of its values
 
 
 @functools.lru_cache(maxsize=1024)
@@ -267,54 +268,29 @@ def _driver_text(stmt, dialect) -> DriverText:
     """A statement compiled for the driver once, with the value conversions SQLAlchemy would apply
     (booleans from TINYINT, ...), so the direct path returns what a Core execution returns.
 
-    On MariaDB a SELECT's numeric and boolean columns travel as one text value per row
-    (`CONCAT_WS(',', IFNULL(col, ''), ...)`), split and decoded here: PyMySQL decodes every value
-    of a row in Python, and a records page of 21 x 21 values spent more CPU there than anywhere
-    else (the text of each value is the one the server sends for the column itself, MariaDB's
-    float formatting included; tests/integration/test_direct_connection.py compares a whole year)."""
+    On MariaDB a SELECT whose columns are all numbers, booleans or text sends each row as one JSON
+    array (`JSON_ARRAY(col, ...)`), decoded by orjson: PyMySQL decodes every value of a row in
+    Python, and a records page of 21 x 21 values spent more CPU there than anywhere else. The text
+    of each number in the array is the one the server sends for the column itself (MariaDB formats
+    a FLOAT the same way in both); tests/integration/test_direct_connection.py compares a whole
+    year, and a statement with any other type (dates, bytes, decimals) is sent as it is."""
     columns = tuple(getattr(stmt, "selected_columns", None) or ())
-    unpack = None
-    if dialect.is_mariadb and columns:
-        decoders = [_decoder(c.type) for c in columns]
-        packed = [i for i, d in enumerate(decoders) if d is not None]
-        if len(packed) >= 3:
-            plain = [i for i, d in enumerate(decoders) if d is None]
-            empty, comma = literal_column("''"), literal_column("','")  # inline, not bound
-            text = func.concat_ws(comma, *(func.ifnull(columns[i], empty) for i in packed))
-            stmt = stmt.with_only_columns(*(columns[i] for i in plain), text)
-            unpack = (tuple(plain), tuple((i, decoders[i]) for i in packed))
+    as_json = bool(columns) and dialect.is_mariadb and all(_json_safe(c.type) for c in columns)
+    if as_json:
+        stmt = stmt.with_only_columns(func.json_array(*columns))
     compiled = stmt.compile(dialect=dialect)
     names = compiled.positiontup if compiled.positional else list(compiled.binds)
     binds = tuple((name, b.type.dialect_impl(dialect).bind_processor(dialect), _REQUIRED if b.required else b.effective_value)
                   for name, b in ((n, compiled.binds[n]) for n in names))
     processors = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None)) for i, c in enumerate(columns))
     return DriverText(str(compiled), compiled.positional, binds,
-                      tuple((i, p) for i, p in processors if p is not None), unpack)
+                      tuple((i, p) for i, p in processors if p is not None), as_json)
 
 
-def _decoder(type_):
-    """How a column's text in a packed row becomes the value PyMySQL would give: numbers and
-    booleans only (their text never holds the separator); None for a column sent as itself."""
-    if isinstance(type_, (Integer, Boolean)):
-        return int
-    if isinstance(type_, Float):
-        return float
-    return None
-
-
-def _unpacked(rows, unpack: tuple) -> list[list]:
-    plain, packed = unpack
-    width = len(plain) + len(packed)
-    out = []
-    for row in rows:
-        values = [None] * width
-        for i, value in zip(plain, row, strict=False):
-            values[i] = value
-        for (i, decode), text in zip(packed, row[-1].split(","), strict=True):
-            if text:
-                values[i] = decode(text)
-        out.append(values)
-    return out
+def _json_safe(type_) -> bool:
+    """A column whose value a JSON array carries exactly as PyMySQL would give it (after the type's
+    result processor): integers (of any size), floats, booleans, text and enums."""
+    return isinstance(type_, (Integer, Float, Boolean, String)) and not isinstance(type_, Numeric)  # Decimal: no
 
 
 def _processed(row, results: tuple) -> tuple:
