@@ -101,7 +101,9 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement")
-    parser.add_argument("--keep", action="store_true", help="keep the generated files and database")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the database behind to inspect (each run starts from an empty one; the "
+                             "generated files are always kept in the temp folder and reused)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
