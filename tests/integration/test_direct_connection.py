@@ -4,7 +4,7 @@ same statement: every column of every row of a loaded year, sent as JSON arrays 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, literal, select
 
 from api.routes.records import LIST_COLUMNS
 from shared.db.engine import DirectConnection, _driver_text
@@ -50,3 +50,32 @@ def test_a_records_page_reads_the_same_as_through_core(resources, year_job):
     with resources.engine.connect() as conn:
         want = [tuple(r) for r in conn.execute(stmt, params)]
     assert len(want) == 50 and [tuple(r) for r in got] == want
+
+
+def test_text_and_numbers_that_json_must_escape_or_bound_come_back_unchanged(resources):
+    """The JSON array is the transport on MariaDB: quotes, backslashes, control characters, Hangul
+    and emoji in text, and integers and floats at their edges read the same as through Core."""
+    values = [
+        ('quote " backslash \\ slash / tab \t newline \n nul-free', String(64)),
+        ("건강검진 🩺 ü", String(64)),
+        ("", String(8)),
+        (None, String(8)),
+        (2**62 + 1, BigInteger()),
+        (-(2**31), Integer()),
+        (0.1, Float()),
+        (-1.5e-30, Float()),
+        (1.7976931348623157e308, Float()),
+        (True, Boolean()),
+    ]
+    stmt = select(*(literal(v, t) for v, t in values))
+    direct = DirectConnection(resources.engine)
+    try:
+        got = direct.execute(stmt, {})
+    finally:
+        direct.close()
+    with resources.engine.connect() as conn:
+        want = [tuple(r) for r in conn.execute(stmt)]
+    assert [tuple(r) for r in got] == want
+    assert want[0][:5] == tuple(v for v, _ in values[:5])  # and both are the values themselves
+    if resources.engine.dialect.is_mariadb:
+        assert _driver_text(stmt, resources.engine.dialect).as_json
