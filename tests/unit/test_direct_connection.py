@@ -54,10 +54,10 @@ def test_only_types_a_json_array_carries_exactly_travel_as_json(type_, safe):
 def test_a_statement_is_sent_as_json_only_on_mariadb_and_only_when_every_column_is_safe():
     from sqlalchemy.dialects import mysql
 
-    maria, oracle_mysql = mysql.dialect(), mysql.dialect()
+    maria, mysql_server = mysql.dialect(), mysql.dialect()
     maria.is_mariadb = True
     safe = select(screenings.c.id, screenings.c.sbp, screenings.c.flag_diabetes, screenings.c.rule_version)
     assert _driver_text(safe, maria).as_json and "json_array(" in _driver_text(safe, maria).sql.lower()
-    assert not _driver_text(safe, oracle_mysql).as_json
+    assert not _driver_text(safe, mysql_server).as_json
     with_date = select(screenings.c.id, func.current_date())
     assert not _driver_text(with_date, maria).as_json
