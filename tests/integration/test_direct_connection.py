@@ -21,17 +21,22 @@ def year_job(resources, worker, settings):
     return ingest_sample(resources, settings.data_dir / "direct", 6_000, seed=83, year=YEAR, style="2014")["job_id"]
 
 
-def test_every_column_of_a_year_reads_the_same_as_through_core(resources, year_job):
-    stmt = select(*screenings.c).where(screenings.c.job_id == year_job).order_by(screenings.c.id)
+def direct_and_core(resources, stmt, params: dict, seconds: float | None = None) -> tuple[list, list]:
+    """The rows of one statement read on a new direct connection, and through SQLAlchemy Core."""
     direct = DirectConnection(resources.engine)
     try:
-        got = direct.execute(stmt, {})
+        got = [tuple(r) for r in direct.execute(stmt, params, seconds)]
     finally:
         direct.close()
     with resources.engine.connect() as conn:
-        want = [tuple(r) for r in conn.execute(stmt)]
+        return got, [tuple(r) for r in conn.execute(stmt, params)]
+
+
+def test_every_column_of_a_year_reads_the_same_as_through_core(resources, year_job):
+    stmt = select(*screenings.c).where(screenings.c.job_id == year_job).order_by(screenings.c.id)
+    got, want = direct_and_core(resources, stmt, {})
     assert len(want) == 6_000
-    assert [tuple(r) for r in got] == want
+    assert got == want
     # the comparison covered values of every type, unknowns included
     assert any(v is None for row in want for v in row) and any(isinstance(v, bool) for v in want[0])
     if resources.engine.dialect.is_mariadb:  # rows travelled as JSON arrays
@@ -42,14 +47,8 @@ def test_a_records_page_reads_the_same_as_through_core(resources, year_job):
     filters = {"year": YEAR, "sex": "M", "flag": ["hypertension"]}
     stmt = page_statement(shape(filters), LIST_COLUMNS)
     params = {**parameters(filters), "after": -1, "limit": 50}
-    direct = DirectConnection(resources.engine)
-    try:
-        got = direct.execute(stmt, params, seconds=5.0)
-    finally:
-        direct.close()
-    with resources.engine.connect() as conn:
-        want = [tuple(r) for r in conn.execute(stmt, params)]
-    assert len(want) == 50 and [tuple(r) for r in got] == want
+    got, want = direct_and_core(resources, stmt, params, seconds=5.0)
+    assert len(want) == 50 and got == want
 
 
 def test_text_and_numbers_that_json_must_escape_or_bound_come_back_unchanged(resources):
@@ -68,14 +67,8 @@ def test_text_and_numbers_that_json_must_escape_or_bound_come_back_unchanged(res
         (True, Boolean()),
     ]
     stmt = select(*(literal(v, t) for v, t in values))
-    direct = DirectConnection(resources.engine)
-    try:
-        got = direct.execute(stmt, {})
-    finally:
-        direct.close()
-    with resources.engine.connect() as conn:
-        want = [tuple(r) for r in conn.execute(stmt)]
-    assert [tuple(r) for r in got] == want
+    got, want = direct_and_core(resources, stmt, {})
+    assert got == want
     assert want[0][:5] == tuple(v for v, _ in values[:5])  # and both are the values themselves
     if resources.engine.dialect.is_mariadb:
         assert _driver_text(stmt, resources.engine.dialect).as_json
