@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import orjson
-from sqlalchemy import Boolean, Engine, Float, Integer, Numeric, String, create_engine, event, func
+from sqlalchemy import Boolean, Engine, Float, Integer, String, create_engine, event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -290,7 +290,7 @@ def _driver_text(stmt, dialect) -> DriverText:
 def _json_safe(type_) -> bool:
     """A column whose value a JSON array carries exactly as PyMySQL would give it (after the type's
     result processor): integers (of any size), floats, booleans, text and enums."""
-    return isinstance(type_, (Integer, Float, Boolean, String)) and not isinstance(type_, Numeric)  # Decimal: no
+    return isinstance(type_, (Integer, Float, Boolean, String))  # not Numeric: a Decimal would come back a float
 
 
 def _processed(row, results: tuple) -> tuple:
